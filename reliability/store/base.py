@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from reliability.errors import ErrorCode
 
 __all__ = [
+    "DEFAULT_DLQ_ALERT_THRESHOLD",
     "DEFAULT_PAYLOAD_LIMIT",
     "DEFAULT_PROCESSED_RETENTION",
     "MAX_ERROR_MESSAGE",
@@ -25,6 +26,7 @@ __all__ = [
     "DlqEntry",
     "DlqFilter",
     "DlqPage",
+    "InvalidInput",
     "LedgerRow",
     "NewDelivery",
     "OutboxRow",
@@ -43,12 +45,22 @@ DEFAULT_PROCESSED_RETENTION = timedelta(days=3, seconds=300)
 MAX_ERROR_MESSAGE = 1000
 """Error messages are cut to this many characters before they are stored."""
 
+DEFAULT_DLQ_ALERT_THRESHOLD = 100
+"""A tenant's unexpired DLQ depth at which the alert hook fires (see `DlqAlert`)."""
+
 
 class StoreError(Exception):
     """Base of every error a store raises on purpose."""
 
 
-class PayloadError(StoreError, ValueError):
+class InvalidInput(StoreError, ValueError):
+    """An argument the store refuses (naive datetime, empty or NUL-bearing text, bad limit).
+
+    Raised before anything is written; the message names the argument.
+    """
+
+
+class PayloadError(InvalidInput):
     """A payload that is not JSON-serialisable or is over the size limit; nothing was written."""
 
 
@@ -98,6 +110,10 @@ class OutboxRow:
     """Proof of the current claim; every write after a claim must present it."""
     created_at: datetime
     errors: tuple[AttemptError, ...] = ()
+    retry_count: int = 0
+    """Manual retries from the DLQ this delivery has been through (0 for a fresh one)."""
+    done_at: datetime | None = None
+    """When the delivery was marked delivered; None while it is pending."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +153,8 @@ class DlqEntry:
     source_outbox_id: str | None = None
     original_created_at: datetime | None = None
     errors: tuple[AttemptError, ...] = ()
+    event_id: str | None = None
+    """The Stripe event the delivery came from, carried back into the outbox on a retry."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +292,10 @@ class Store(Protocol):
 
     async def delivered_keys(self) -> set[str]:
         """Idempotency keys of rows marked delivered and not yet purged."""
+        ...
+
+    async def purge_done(self, *, older_than: datetime) -> int:
+        """Delete delivered outbox rows marked done before `older_than`; returns how many."""
         ...
 
     # -- dead-letter queue ---------------------------------------------------------------------

@@ -1,0 +1,542 @@
+"""Settings from the environment, a `.env` file and tenant JSON, validated before anything starts.
+
+The variables and defaults are the seed's (`N8N_*`, `CRON_SECRET`); the few we add carry the
+same prefixes. A bad value is refused with one `ConfigError` naming the key and where it came
+from, so nothing ever starts on a half-understood config.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from reliability.backoff import Backoff, Strategy
+from reliability.breaker import BreakerPolicy
+from reliability.budget import BudgetPolicy
+
+__all__ = [
+    "ConfigError",
+    "RetryPolicy",
+    "Settings",
+    "TenantConfig",
+    "TenantPolicy",
+    "load_settings",
+    "load_tenants",
+    "parse_dotenv",
+]
+
+_T = TypeVar("_T")
+
+DEFAULT_ROUTES: Mapping[str, tuple[str, ...]] = {
+    "checkout.session.completed": ("client-onboarding",),
+    "invoice.paid": ("weekly-recap",),
+    "invoice.payment_failed": ("notify-gap-fill",),
+    "customer.subscription.updated": ("notify-gap-fill",),
+    "customer.subscription.deleted": ("notify-gap-fill",),
+}
+"""Which n8n workflows a Stripe event type triggers (override with `N8N_ROUTES`, JSON)."""
+
+
+class ConfigError(ValueError):
+    """A configuration value was refused. `key` and `source` say which one and where."""
+
+    def __init__(self, key: str, source: str, problem: str) -> None:
+        self.key = key
+        self.source = source
+        self.problem = problem
+        super().__init__(f"{key} ({source}): {problem}")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how long to retry one delivery (milliseconds, as in the seed)."""
+
+    max_retries: int = 3
+    base_delay_ms: int = 1000
+    max_delay_ms: int = 30000
+    jitter_factor: float = 0.1
+    strategy: Strategy = Strategy.SEED
+
+    def backoff(self) -> Backoff:
+        return Backoff(
+            strategy=self.strategy,
+            base=self.base_delay_ms / 1000,
+            cap=self.max_delay_ms / 1000,
+            jitter_factor=self.jitter_factor,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TenantConfig:
+    """One tenant as the seed's JSON shape gives it; `None` means inherit the global setting."""
+
+    tenant_id: str
+    concurrency_limit: int | None = None
+    circuit_breaker_threshold: int | None = None
+    max_retries: int | None = None
+    base_delay_ms: int | None = None
+    max_delay_ms: int | None = None
+    dlq_ttl_hours: float | None = None
+    stripe_webhook_secrets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TenantPolicy:
+    """Everything the layer needs for one tenant, with the global settings filled in."""
+
+    tenant_id: str
+    concurrency_limit: int
+    retry: RetryPolicy
+    breaker: BreakerPolicy
+    dlq_ttl: timedelta
+    stripe_webhook_secrets: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Global settings. Field names follow the environment variables, lower-cased."""
+
+    n8n_webhook_url: str = "http://127.0.0.1:5678/webhook"
+    n8n_api_key: str = ""
+    n8n_api_key_header: str = "X-N8N-API-KEY"
+    n8n_max_retries: int = 3
+    n8n_base_delay_ms: int = 1000
+    n8n_max_delay_ms: int = 30000
+    n8n_jitter_factor: float = 0.1
+    n8n_circuit_breaker_threshold: int = 10
+    n8n_circuit_breaker_window_ms: int = 600_000
+    n8n_circuit_breaker_recovery_ms: int = 300_000
+    n8n_dlq_ttl_hours: float = 24.0
+    n8n_dlq_cleanup_interval_ms: int = 3_600_000
+    n8n_default_concurrency: int = 5
+    n8n_max_concurrency: int = 20
+    cron_secret: str = ""
+    # Beyond the seed.
+    n8n_backoff_strategy: Strategy = Strategy.SEED
+    n8n_circuit_breaker_probes: int = 1
+    n8n_connect_timeout_ms: int = 2000
+    n8n_read_timeout_ms: int = 10000
+    n8n_retry_budget_enabled: bool = False
+    n8n_retry_budget_max_tokens: float = 10.0
+    n8n_retry_budget_token_ratio: float = 0.1
+    n8n_dlq_alert_threshold: int = 100
+    reliability_database_url: str = "sqlite:///reliability.db"
+    reliability_admin_token: str = ""
+    reliability_body_limit_bytes: int = 1024 * 1024
+    n8n_routes: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_ROUTES))
+    tenants: Mapping[str, TenantConfig] = field(default_factory=dict)
+
+    @property
+    def breaker_policy(self) -> BreakerPolicy:
+        return BreakerPolicy(
+            threshold=self.n8n_circuit_breaker_threshold,
+            window=self.n8n_circuit_breaker_window_ms / 1000,
+            recovery=self.n8n_circuit_breaker_recovery_ms / 1000,
+            probes=self.n8n_circuit_breaker_probes,
+        )
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_retries=self.n8n_max_retries,
+            base_delay_ms=self.n8n_base_delay_ms,
+            max_delay_ms=self.n8n_max_delay_ms,
+            jitter_factor=self.n8n_jitter_factor,
+            strategy=self.n8n_backoff_strategy,
+        )
+
+    @property
+    def budget_policy(self) -> BudgetPolicy | None:
+        if not self.n8n_retry_budget_enabled:
+            return None
+        return BudgetPolicy(
+            max_tokens=self.n8n_retry_budget_max_tokens,
+            token_ratio=self.n8n_retry_budget_token_ratio,
+        )
+
+    def tenant(self, tenant_id: str) -> TenantPolicy:
+        """The effective policy of a tenant; an unknown tenant gets the global settings."""
+        t = self.tenants.get(tenant_id) or TenantConfig(tenant_id=tenant_id)
+        retry = replace(
+            self.retry_policy,
+            max_retries=_pick(t.max_retries, self.n8n_max_retries),
+            base_delay_ms=_pick(t.base_delay_ms, self.n8n_base_delay_ms),
+            max_delay_ms=_pick(t.max_delay_ms, self.n8n_max_delay_ms),
+        )
+        breaker = replace(
+            self.breaker_policy,
+            threshold=_pick(t.circuit_breaker_threshold, self.n8n_circuit_breaker_threshold),
+        )
+        return TenantPolicy(
+            tenant_id=tenant_id,
+            concurrency_limit=_pick(t.concurrency_limit, self.n8n_default_concurrency),
+            retry=retry,
+            breaker=breaker,
+            dlq_ttl=timedelta(hours=_pick(t.dlq_ttl_hours, self.n8n_dlq_ttl_hours)),
+            stripe_webhook_secrets=t.stripe_webhook_secrets,
+        )
+
+
+def _pick(value: _T | None, default: _T) -> _T:
+    return default if value is None else value
+
+
+# -- parsing ------------------------------------------------------------------------------------
+
+_PREFIXES = ("N8N_", "RELIABILITY_")
+_TENANTS_FILE = "RELIABILITY_TENANTS_FILE"
+
+
+def _int(raw: str) -> int:
+    value = float(raw.strip())
+    if not math.isfinite(value) or value != int(value):
+        raise ValueError("not a whole number")
+    return int(value)
+
+
+def _float(raw: str) -> float:
+    value = float(raw.strip())
+    if not math.isfinite(value):
+        raise ValueError("not a finite number")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("not a boolean (use true/false)")
+
+
+def _routes(raw: str) -> dict[str, tuple[str, ...]]:
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    routes: dict[str, tuple[str, ...]] = {}
+    for event_type, workflows in data.items():
+        if isinstance(workflows, str):
+            workflows = [workflows]
+        if not isinstance(workflows, list) or not all(
+            isinstance(w, str) and w.strip("/") for w in workflows
+        ):
+            raise ValueError(f"workflows of {event_type!r} must be a list of paths")
+        routes[event_type] = tuple(w.strip("/") for w in workflows)
+    return routes
+
+
+_Parser = Callable[[str], Any]
+
+_ENV_FIELDS: dict[str, _Parser] = {
+    "N8N_WEBHOOK_URL": str,
+    "N8N_API_KEY": str,
+    "N8N_API_KEY_HEADER": str,
+    "N8N_MAX_RETRIES": _int,
+    "N8N_BASE_DELAY_MS": _int,
+    "N8N_MAX_DELAY_MS": _int,
+    "N8N_JITTER_FACTOR": _float,
+    "N8N_CIRCUIT_BREAKER_THRESHOLD": _int,
+    "N8N_CIRCUIT_BREAKER_WINDOW_MS": _int,
+    "N8N_CIRCUIT_BREAKER_RECOVERY_MS": _int,
+    "N8N_DLQ_TTL_HOURS": _float,
+    "N8N_DLQ_CLEANUP_INTERVAL_MS": _int,
+    "N8N_DEFAULT_CONCURRENCY": _int,
+    "N8N_MAX_CONCURRENCY": _int,
+    "CRON_SECRET": str,
+    "N8N_BACKOFF_STRATEGY": Strategy,
+    "N8N_CIRCUIT_BREAKER_PROBES": _int,
+    "N8N_CONNECT_TIMEOUT_MS": _int,
+    "N8N_READ_TIMEOUT_MS": _int,
+    "N8N_RETRY_BUDGET_ENABLED": _bool,
+    "N8N_RETRY_BUDGET_MAX_TOKENS": _float,
+    "N8N_RETRY_BUDGET_TOKEN_RATIO": _float,
+    "N8N_DLQ_ALERT_THRESHOLD": _int,
+    "RELIABILITY_DATABASE_URL": str,
+    "RELIABILITY_ADMIN_TOKEN": str,
+    "RELIABILITY_BODY_LIMIT_BYTES": _int,
+    "N8N_ROUTES": _routes,
+}
+
+_EXPECTED = {
+    _int: "a whole number",
+    _float: "a number",
+    _bool: "true or false",
+    Strategy: "one of " + ", ".join(s.value for s in Strategy),
+    _routes: "a JSON object of event type -> [workflow, ...]",
+}
+
+
+def parse_dotenv(text: str, *, source: str = ".env") -> dict[str, str]:
+    """Parse a `.env` file as the seed writes it: `KEY=value  # comment`, blank and `#` lines.
+
+    Values may be quoted ('...' or "..."), in which case a `#` inside is kept. An `export `
+    prefix is allowed. A line without `=` is an error naming its line number.
+    """
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith("export "):
+            stripped = stripped[len("export ") :].lstrip()
+        key, sep, rest = stripped.partition("=")
+        key = key.strip()
+        if not sep or not key or not key.replace("_", "").isalnum():
+            raise ConfigError(f"line {number}", source, f"expected KEY=value, got {line!r}")
+        values[key] = _dotenv_value(rest.strip(), key=key, source=source)
+    return values
+
+
+def _dotenv_value(rest: str, *, key: str, source: str) -> str:
+    if rest[:1] in {"'", '"'}:
+        quote = rest[0]
+        end = rest.find(quote, 1)
+        if end == -1:
+            raise ConfigError(key, source, "unterminated quoted value")
+        tail = rest[end + 1 :].strip()
+        if tail and not tail.startswith("#"):
+            raise ConfigError(key, source, f"unexpected text after the quoted value: {tail!r}")
+        return rest[1:end]
+    # Unquoted: a comment starts at a `#` preceded by whitespace (or at the start).
+    for i, ch in enumerate(rest):
+        if ch == "#" and (i == 0 or rest[i - 1].isspace()):
+            return rest[:i].rstrip()
+    return rest
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    dotenv: str | Path | None = None,
+    tenants_file: str | Path | None = None,
+) -> Settings:
+    """Build validated `Settings`: `.env` first, then the environment on top, then tenants.
+
+    Unknown variables with our prefixes (`N8N_`, `RELIABILITY_`) are refused: a typo must not
+    silently fall back to a default.
+    """
+    env = dict(os.environ if environ is None else environ)
+    sources: dict[str, tuple[str, str]] = {}
+    if dotenv is not None:
+        path = Path(dotenv)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError("dotenv", str(path), f"cannot read: {exc.strerror}") from exc
+        for key, value in parse_dotenv(text, source=str(path)).items():
+            sources[key] = (value, str(path))
+    for key, value in env.items():
+        if key in _ENV_FIELDS or key.startswith(_PREFIXES):
+            sources[key] = (value, "environment")
+
+    kwargs: dict[str, Any] = {}
+    for key, (raw, source) in sorted(sources.items()):
+        parser = _ENV_FIELDS.get(key)
+        if key == _TENANTS_FILE:
+            continue
+        if parser is None:
+            if key.startswith(_PREFIXES):
+                raise ConfigError(key, source, "unknown setting")
+            continue
+        try:
+            kwargs[key.lower()] = parser(raw)
+        except ValueError as exc:
+            expected = _EXPECTED.get(parser, "a string")
+            detail = f" ({exc})" if parser is _routes else ""
+            raise ConfigError(key, source, f"must be {expected}, got {raw!r}{detail}") from None
+
+    settings = Settings(**kwargs)
+    _validate(settings, {k: s for k, (_, s) in sources.items()})
+    if tenants_file is None and _TENANTS_FILE in sources:
+        tenants_file = sources[_TENANTS_FILE][0]
+    if tenants_file:
+        settings = replace(settings, tenants=load_tenants(tenants_file, settings))
+    return settings
+
+
+def _validate(s: Settings, where: Mapping[str, str]) -> None:
+    def check(ok: bool, key: str, problem: str) -> None:
+        if not ok:
+            raise ConfigError(key, where.get(key, "default"), problem)
+
+    positive_ms = (
+        "N8N_BASE_DELAY_MS",
+        "N8N_MAX_DELAY_MS",
+        "N8N_CIRCUIT_BREAKER_WINDOW_MS",
+        "N8N_CIRCUIT_BREAKER_RECOVERY_MS",
+        "N8N_DLQ_CLEANUP_INTERVAL_MS",
+        "N8N_CONNECT_TIMEOUT_MS",
+        "N8N_READ_TIMEOUT_MS",
+    )
+    for key in positive_ms:
+        value = getattr(s, key.lower())
+        check(value > 0, key, f"must be a positive delay in milliseconds, got {value}")
+    check(
+        s.n8n_max_delay_ms >= s.n8n_base_delay_ms,
+        "N8N_MAX_DELAY_MS",
+        f"must be at least N8N_BASE_DELAY_MS ({s.n8n_base_delay_ms}), got {s.n8n_max_delay_ms}",
+    )
+    check(
+        0.0 <= s.n8n_jitter_factor <= 1.0,
+        "N8N_JITTER_FACTOR",
+        f"must lie in [0, 1], got {s.n8n_jitter_factor}",
+    )
+    check(s.n8n_max_retries >= 0, "N8N_MAX_RETRIES", f"must be >= 0, got {s.n8n_max_retries}")
+    for key in (
+        "N8N_CIRCUIT_BREAKER_THRESHOLD",
+        "N8N_CIRCUIT_BREAKER_PROBES",
+        "N8N_DEFAULT_CONCURRENCY",
+        "N8N_MAX_CONCURRENCY",
+        "N8N_DLQ_ALERT_THRESHOLD",
+        "RELIABILITY_BODY_LIMIT_BYTES",
+    ):
+        value = getattr(s, key.lower())
+        check(value >= 1, key, f"must be at least 1, got {value}")
+    check(
+        s.n8n_default_concurrency <= s.n8n_max_concurrency,
+        "N8N_DEFAULT_CONCURRENCY",
+        f"must not exceed N8N_MAX_CONCURRENCY ({s.n8n_max_concurrency}), "
+        f"got {s.n8n_default_concurrency}",
+    )
+    check(
+        s.n8n_dlq_ttl_hours > 0,
+        "N8N_DLQ_TTL_HOURS",
+        f"must be a positive number of hours, got {s.n8n_dlq_ttl_hours}",
+    )
+    check(
+        s.n8n_retry_budget_max_tokens > 0,
+        "N8N_RETRY_BUDGET_MAX_TOKENS",
+        f"must be positive, got {s.n8n_retry_budget_max_tokens}",
+    )
+    check(
+        0 < s.n8n_retry_budget_token_ratio <= 1,
+        "N8N_RETRY_BUDGET_TOKEN_RATIO",
+        f"must lie in (0, 1], got {s.n8n_retry_budget_token_ratio}",
+    )
+
+
+# -- tenants ------------------------------------------------------------------------------------
+
+_TENANT_KEYS = {
+    "tenant_id",
+    "concurrency_limit",
+    "circuit_breaker_threshold",
+    "retry_policy",
+    "dlq_ttl_hours",
+    "stripe_webhook_secrets",
+}
+_RETRY_KEYS = {"max_retries", "base_delay_ms", "max_delay_ms"}
+
+
+def load_tenants(path: str | Path, settings: Settings) -> dict[str, TenantConfig]:
+    """Read tenants from a JSON file holding one tenant object or a list of them."""
+    source = str(path)
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError("tenants", source, f"cannot read: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            "tenants", source, f"not valid JSON: {exc.msg} at line {exc.lineno}"
+        ) from None
+    return parse_tenants(data, settings, source=source)
+
+
+def parse_tenants(data: Any, settings: Settings, *, source: str) -> dict[str, TenantConfig]:
+    """Validate tenant objects (already decoded JSON) against the global settings."""
+    items: Iterable[Any] = data if isinstance(data, list) else [data]
+    tenants: dict[str, TenantConfig] = {}
+    for index, item in enumerate(items):
+        where = f"tenants[{index}]"
+        if not isinstance(item, dict):
+            raise ConfigError(where, source, "must be a JSON object")
+        tenant = _parse_tenant(item, settings, where=where, source=source)
+        if tenant.tenant_id in tenants:
+            raise ConfigError(
+                f"{where}.tenant_id", source, f"duplicate tenant id {tenant.tenant_id!r}"
+            )
+        tenants[tenant.tenant_id] = tenant
+    return tenants
+
+
+def _parse_tenant(
+    item: Mapping[str, Any], settings: Settings, *, where: str, source: str
+) -> TenantConfig:
+    def fail(key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{where}.{key}", source, problem)
+
+    for key in item:
+        if key not in _TENANT_KEYS:
+            raise fail(key, "unknown key")
+    tenant_id = item.get("tenant_id")
+    if not isinstance(tenant_id, str) or not tenant_id.strip():
+        raise fail("tenant_id", "must be a non-empty string")
+
+    def number(key: str, value: Any, *, whole: bool) -> int | float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise fail(key, f"must be a number, got {value!r}")
+        if not math.isfinite(value) or (whole and value != int(value)):
+            raise fail(key, f"must be a whole number, got {value!r}")
+        return int(value) if whole else float(value)
+
+    def optional_int(key: str, value: Any, minimum: int) -> int | None:
+        if value is None:
+            return None
+        n = int(number(key, value, whole=True))
+        if n < minimum:
+            raise fail(key, f"must be at least {minimum}, got {n}")
+        return n
+
+    concurrency = optional_int("concurrency_limit", item.get("concurrency_limit"), 1)
+    if concurrency is not None and concurrency > settings.n8n_max_concurrency:
+        raise fail(
+            "concurrency_limit",
+            f"{concurrency} exceeds N8N_MAX_CONCURRENCY ({settings.n8n_max_concurrency})",
+        )
+    threshold = optional_int("circuit_breaker_threshold", item.get("circuit_breaker_threshold"), 1)
+
+    retry = item.get("retry_policy", {})
+    if not isinstance(retry, dict):
+        raise fail("retry_policy", "must be a JSON object")
+    for key in retry:
+        if key not in _RETRY_KEYS:
+            raise fail(f"retry_policy.{key}", "unknown key")
+    max_retries = optional_int("retry_policy.max_retries", retry.get("max_retries"), 0)
+    base = optional_int("retry_policy.base_delay_ms", retry.get("base_delay_ms"), 1)
+    cap = optional_int("retry_policy.max_delay_ms", retry.get("max_delay_ms"), 1)
+    effective_base = settings.n8n_base_delay_ms if base is None else base
+    effective_cap = settings.n8n_max_delay_ms if cap is None else cap
+    if effective_cap < effective_base:
+        raise fail(
+            "retry_policy.max_delay_ms",
+            f"must be at least base_delay_ms ({effective_base}), got {effective_cap}",
+        )
+
+    ttl_raw = item.get("dlq_ttl_hours")
+    ttl = None if ttl_raw is None else float(number("dlq_ttl_hours", ttl_raw, whole=False))
+    if ttl is not None and ttl <= 0:
+        raise fail("dlq_ttl_hours", f"must be a positive number of hours, got {ttl}")
+
+    secrets_raw = item.get("stripe_webhook_secrets", [])
+    if isinstance(secrets_raw, str):
+        secrets_raw = [secrets_raw]
+    if not isinstance(secrets_raw, list) or not all(isinstance(s, str) and s for s in secrets_raw):
+        raise fail("stripe_webhook_secrets", "must be a list of non-empty strings")
+
+    return TenantConfig(
+        tenant_id=tenant_id,
+        concurrency_limit=concurrency,
+        circuit_breaker_threshold=threshold,
+        max_retries=max_retries,
+        base_delay_ms=base,
+        max_delay_ms=cap,
+        dlq_ttl_hours=ttl,
+        stripe_webhook_secrets=tuple(secrets_raw),
+    )

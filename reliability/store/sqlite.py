@@ -1,0 +1,556 @@
+"""The embedded store: stdlib sqlite3, the default for local chaos runs (no server needed).
+
+Methods are `async def` but call sqlite directly, without threads, so a virtual-time event loop
+stays deterministic. WAL mode lets readers run beside the one writer; every write is a
+`BEGIN IMMEDIATE` transaction, so several processes can share one file: writers queue on the
+file lock (up to `busy_timeout`) and a claim is never handed to two of them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from reliability.errors import ErrorCode
+from reliability.store import _common as c
+from reliability.store.base import (
+    DEFAULT_DLQ_ALERT_THRESHOLD,
+    DEFAULT_PAYLOAD_LIMIT,
+    AcceptResult,
+    AttemptError,
+    DlqAlert,
+    DlqCursor,
+    DlqEntry,
+    DlqFilter,
+    DlqPage,
+    InvalidInput,
+    LedgerRow,
+    NewDelivery,
+    OutboxRow,
+    StoreError,
+    StoreUnavailable,
+)
+
+__all__ = ["SqliteStore"]
+
+_OUTBOX = (
+    "id, tenant_id, workflow, payload, idempotency_key, event_id, attempt, next_attempt_at,"
+    " locked_until, lease_token, created_at, errors, retry_count, done_at"
+)
+_DLQ = (
+    "id, tenant_id, workflow_name, payload, error_message, error_code, retry_count, created_at,"
+    " expires_at, idempotency_key, source_outbox_id, original_created_at, errors, event_id"
+)
+_HELD = "id = ? AND lease_token = ? AND done_at IS NULL"
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+class SqliteStore:
+    """`Store` on one SQLite file (or `:memory:`), opened at construction."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        ids: Callable[[], str] | None = None,
+        payload_limit: int = DEFAULT_PAYLOAD_LIMIT,
+        dlq_alert: DlqAlert | None = None,
+        dlq_alert_threshold: int = DEFAULT_DLQ_ALERT_THRESHOLD,
+        busy_timeout: float = 10.0,
+        synchronous: str = "FULL",
+        purge_batch: int = c.PURGE_BATCH,
+    ) -> None:
+        if synchronous.upper() not in _SYNCHRONOUS:
+            raise InvalidInput(f"synchronous must be one of {_SYNCHRONOUS}, got {synchronous!r}")
+        self._path = path
+        self._ids = ids or c.default_ids
+        self._payload_limit = payload_limit
+        self._dlq_alert = dlq_alert
+        self._dlq_alert_threshold = dlq_alert_threshold
+        self._purge_batch = c.limit(purge_batch, "purge_batch")
+        try:
+            db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"sqlite {path}: cannot open: {exc}") from exc
+        self._db: sqlite3.Connection | None = db
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({self._path!r})"
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _live(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreUnavailable(f"sqlite {self._path}: the store is closed")
+        return self._db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: taken with BEGIN IMMEDIATE, rolled back whole on any error."""
+        db = self._live()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"sqlite {self._path}: {exc}") from exc
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException as exc:
+            if db.in_transaction:
+                try:
+                    db.execute("ROLLBACK")
+                except sqlite3.Error:  # the file is gone or locked: the journal undoes it
+                    pass
+            if isinstance(exc, sqlite3.OperationalError):
+                raise StoreUnavailable(f"sqlite {self._path}: {exc}") from exc
+            raise
+
+    def _read(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self._live().execute(query, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"sqlite {self._path}: {exc}") from exc
+
+    def _purge(self, query: str, param: str) -> int:
+        total = 0
+        for _ in range(c.MAX_PURGE_ROUNDS):
+            with self._tx() as db:
+                n = db.execute(query, (param, self._purge_batch)).rowcount
+            total += n
+            if n < self._purge_batch:
+                break
+        return total
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def migrate(self) -> None:
+        for m in c.migrations("sqlite"):
+            with self._tx() as db:
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS reliability_migrations ("
+                    " version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,"
+                    " applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+                )
+                row = db.execute(
+                    "SELECT checksum FROM reliability_migrations WHERE version = ?", (m.version,)
+                ).fetchone()
+                if row is not None:
+                    c.check_applied(row[0], m, "sqlite")
+                    continue
+                for statement in _statements(m.sql, m.name):
+                    db.execute(statement)
+                db.execute(
+                    "INSERT INTO reliability_migrations (version, name, checksum) VALUES (?, ?, ?)",
+                    (m.version, m.name, m.checksum),
+                )
+
+    async def applied_migrations(self) -> list[int]:
+        """Versions recorded in the migrations table, in order (for checks and tooling)."""
+        rows = self._read("SELECT version FROM reliability_migrations ORDER BY version")
+        return [int(r[0]) for r in rows]
+
+    async def ping(self) -> None:
+        self._read("SELECT 1")
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            db.close()
+
+    # -- replay ledger -------------------------------------------------------------------------
+
+    def _record(self, db: sqlite3.Connection, tenant: str, event: str, at: str) -> bool:
+        inserted = db.execute(
+            "INSERT INTO processed_events (tenant_id, event_id, processed_at) VALUES (?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            (tenant, event, at),
+        ).rowcount
+        if inserted != 1:
+            return False
+        db.execute(
+            "INSERT INTO stripe_event_ledger"
+            " (tenant_id, last_processed_event_id, last_processed_at, updated_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id) DO UPDATE SET"
+            " last_processed_event_id = excluded.last_processed_event_id,"
+            " last_processed_at = excluded.last_processed_at, updated_at = excluded.updated_at"
+            " WHERE stripe_event_ledger.last_processed_at <= excluded.last_processed_at",
+            (tenant, event, at, at),
+        )
+        return True
+
+    async def record_if_new(self, tenant_id: str, event_id: str, *, now: datetime) -> bool:
+        tenant, event = c.text(tenant_id, "tenant_id"), c.text(event_id, "event_id")
+        at = _ts(c.utc(now, "now"))
+        with self._tx() as db:
+            return self._record(db, tenant, event, at)
+
+    async def accept_event(
+        self,
+        tenant_id: str,
+        event_id: str,
+        deliveries: Sequence[NewDelivery],
+        *,
+        now: datetime,
+    ) -> AcceptResult:
+        tenant, event = c.text(tenant_id, "tenant_id"), c.text(event_id, "event_id")
+        at = _ts(c.utc(now, "now"))
+        encoded = c.encode_deliveries(deliveries, ids=self._ids, max_bytes=self._payload_limit)
+        with self._tx() as db:
+            if not self._record(db, tenant, event, at):
+                return AcceptResult(new=False)
+            _insert_outbox(db, encoded, at)
+        return AcceptResult(new=True, outbox_ids=tuple(e.id for e in encoded))
+
+    async def is_processed(self, tenant_id: str, event_id: str) -> bool:
+        rows = self._read(
+            "SELECT 1 FROM processed_events WHERE tenant_id = ? AND event_id = ?",
+            (tenant_id, event_id),
+        )
+        return bool(rows)
+
+    async def ledger_row(self, tenant_id: str) -> LedgerRow | None:
+        rows = self._read(
+            "SELECT tenant_id, last_processed_event_id, last_processed_at, updated_at"
+            " FROM stripe_event_ledger WHERE tenant_id = ?",
+            (tenant_id,),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return LedgerRow(r[0], r[1], _dt(r[2]), _dt(r[3] if r[3] is not None else r[2]))
+
+    async def purge_processed(self, *, older_than: datetime) -> int:
+        return self._purge(
+            "DELETE FROM processed_events WHERE (tenant_id, event_id) IN ("
+            " SELECT tenant_id, event_id FROM processed_events WHERE processed_at < ? LIMIT ?)",
+            _ts(c.utc(older_than, "older_than")),
+        )
+
+    # -- outbox --------------------------------------------------------------------------------
+
+    async def enqueue(self, deliveries: Sequence[NewDelivery], *, now: datetime) -> list[str]:
+        at = _ts(c.utc(now, "now"))
+        encoded = c.encode_deliveries(deliveries, ids=self._ids, max_bytes=self._payload_limit)
+        if encoded:
+            with self._tx() as db:
+                _insert_outbox(db, encoded, at)
+        return [e.id for e in encoded]
+
+    async def claim_due(self, limit: int, *, now: datetime, lease: timedelta) -> list[OutboxRow]:
+        at = c.utc(now, "now")
+        until, n = _ts(at + c.positive(lease, "lease")), c.limit(limit)
+        token, now_s = c.new_id(self._ids), _ts(at)
+        with self._tx() as db:
+            rows = db.execute(
+                "UPDATE outbox SET locked_until = ?, lease_token = ? WHERE id IN ("
+                " SELECT id FROM outbox WHERE done_at IS NULL AND next_attempt_at <= ?"
+                " AND (locked_until IS NULL OR locked_until <= ?)"
+                f" ORDER BY next_attempt_at, id LIMIT ?) RETURNING {_OUTBOX}",
+                (until, token, now_s, now_s, n),
+            ).fetchall()
+        claimed = [_outbox(r) for r in rows]
+        claimed.sort(key=lambda r: (r.next_attempt_at, r.id))
+        return claimed
+
+    async def claim(self, outbox_id: str, *, now: datetime, lease: timedelta) -> OutboxRow | None:
+        at = c.utc(now, "now")
+        until = _ts(at + c.positive(lease, "lease"))
+        oid = c.as_uuid(outbox_id)
+        if oid is None:
+            return None
+        token, now_s = c.new_id(self._ids), _ts(at)
+        with self._tx() as db:
+            row = db.execute(
+                "UPDATE outbox SET locked_until = ?, lease_token = ?"
+                " WHERE id = ? AND done_at IS NULL AND next_attempt_at <= ?"
+                f" AND (locked_until IS NULL OR locked_until <= ?) RETURNING {_OUTBOX}",
+                (until, token, oid, now_s, now_s),
+            ).fetchone()
+        return None if row is None else _outbox(row)
+
+    def _held(self, set_clause: str, params: tuple[Any, ...], oid: str, token: str) -> bool:
+        key = c.as_uuid(oid)
+        if key is None or not isinstance(token, str):
+            return False
+        with self._tx() as db:
+            n = db.execute(f"UPDATE outbox SET {set_clause} WHERE {_HELD}", (*params, key, token))
+            return n.rowcount == 1
+
+    async def renew(self, outbox_id: str, lease_token: str, *, until: datetime) -> bool:
+        params = (_ts(c.utc(until, "until")),)
+        return self._held("locked_until = ?", params, outbox_id, lease_token)
+
+    async def complete(self, outbox_id: str, lease_token: str, *, now: datetime) -> bool:
+        params = (_ts(c.utc(now, "now")),)
+        set_clause = "done_at = ?, locked_until = NULL, lease_token = NULL"
+        return self._held(set_clause, params, outbox_id, lease_token)
+
+    async def reschedule(
+        self,
+        outbox_id: str,
+        lease_token: str,
+        *,
+        next_attempt_at: datetime,
+        error: AttemptError,
+        hold_until: datetime | None = None,
+    ) -> bool:
+        extra = json.dumps(c.error_json(error))
+        params = _reschedule_params(next_attempt_at, hold_until, extra, spent=1)
+        return self._held(_RESCHEDULE_SET, params, outbox_id, lease_token)
+
+    async def snooze(
+        self,
+        outbox_id: str,
+        lease_token: str,
+        *,
+        next_attempt_at: datetime,
+        hold_until: datetime | None = None,
+    ) -> bool:
+        params = _reschedule_params(next_attempt_at, hold_until, None, spent=0)
+        return self._held(_RESCHEDULE_SET, params, outbox_id, lease_token)
+
+    async def move_to_dlq(
+        self,
+        outbox_id: str,
+        lease_token: str,
+        *,
+        error_code: ErrorCode,
+        message: str,
+        now: datetime,
+        ttl: timedelta,
+        error: AttemptError | None = None,
+    ) -> DlqEntry | None:
+        at = c.utc(now, "now")
+        expires, now_s = _ts(at + c.positive(ttl, "ttl")), _ts(at)
+        code, text = ErrorCode(error_code).value, c.bound(message)
+        extra = [] if error is None else [c.error_json(error)]
+        new_id = c.new_id(self._ids)
+        oid = c.as_uuid(outbox_id)
+        if oid is None or not isinstance(lease_token, str):
+            return None
+        with self._tx() as db:
+            row = db.execute(
+                f"DELETE FROM outbox WHERE {_HELD} RETURNING id, tenant_id, workflow, payload,"
+                " idempotency_key, event_id, errors, retry_count, dlq_id,"
+                " coalesce(original_created_at, created_at)",
+                (oid, lease_token),
+            ).fetchone()
+            if row is None:
+                return None
+            errors = json.dumps([*json.loads(row[6]), *extra])
+            entry_id = row[8] if row[8] is not None else new_id
+            stored = db.execute(
+                "INSERT INTO n8n_dlq (id, tenant_id, workflow_name, payload, error_message,"
+                " error_code, retry_count, created_at, expires_at, idempotency_key, event_id,"
+                " source_outbox_id, original_created_at, errors)"
+                f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {_DLQ}",
+                (entry_id, row[1], row[2], row[3], text, code, row[7], now_s, expires, row[4])
+                + (row[5], row[0], row[9], errors),
+            ).fetchone()
+            depth = db.execute(
+                "SELECT count(*) FROM n8n_dlq WHERE tenant_id = ? AND expires_at > ?",
+                (row[1], now_s),
+            ).fetchone()[0]
+        entry = _dlq(stored)
+        c.fire_alert(self._dlq_alert, entry.tenant_id, int(depth), self._dlq_alert_threshold)
+        return entry
+
+    async def outbox_rows(self, *, include_done: bool = False) -> list[OutboxRow]:
+        where = "" if include_done else " WHERE done_at IS NULL"
+        rows = self._read(f"SELECT {_OUTBOX} FROM outbox{where} ORDER BY created_at, id")
+        return [_outbox(r) for r in rows]
+
+    async def delivered_keys(self) -> set[str]:
+        rows = self._read("SELECT idempotency_key FROM outbox WHERE done_at IS NOT NULL")
+        return {r[0] for r in rows}
+
+    async def purge_done(self, *, older_than: datetime) -> int:
+        return self._purge(
+            "DELETE FROM outbox WHERE id IN ("
+            " SELECT id FROM outbox WHERE done_at IS NOT NULL AND done_at < ? LIMIT ?)",
+            _ts(c.utc(older_than, "older_than")),
+        )
+
+    # -- dead-letter queue ---------------------------------------------------------------------
+
+    async def dlq_list(
+        self,
+        flt: DlqFilter,
+        *,
+        now: datetime,
+        after: DlqCursor | None = None,
+        limit: int = 50,
+    ) -> DlqPage:
+        conds, params = ["expires_at > ?"], [_ts(c.utc(now, "now"))]
+        n = c.limit(limit)
+        if flt.tenant_id is not None:
+            conds.append("tenant_id = ?")
+            params.append(flt.tenant_id)
+        if flt.workflow_name is not None:
+            conds.append("workflow_name = ?")
+            params.append(flt.workflow_name)
+        if flt.error_code is not None:
+            conds.append("error_code = ?")
+            params.append(ErrorCode(flt.error_code).value)
+        if after is not None:
+            cursor_id = c.as_uuid(after.id)
+            if cursor_id is None:
+                raise InvalidInput(f"after.id is not a DLQ entry id: {after.id!r}")
+            conds.append("(created_at, id) < (?, ?)")
+            params += [_ts(c.utc(after.created_at, "after.created_at")), cursor_id]
+        rows = self._read(
+            f"SELECT {_DLQ} FROM n8n_dlq WHERE {' AND '.join(conds)}"
+            " ORDER BY created_at DESC, id DESC LIMIT ?",
+            (*params, n + 1),
+        )
+        return c.page([_dlq(r) for r in rows], n)
+
+    async def dlq_get(self, entry_id: str, *, now: datetime) -> DlqEntry | None:
+        at = _ts(c.utc(now, "now"))
+        eid = c.as_uuid(entry_id)
+        if eid is None:
+            return None
+        rows = self._read(f"SELECT {_DLQ} FROM n8n_dlq WHERE id = ? AND expires_at > ?", (eid, at))
+        return _dlq(rows[0]) if rows else None
+
+    async def dlq_retry(self, entry_id: str, *, now: datetime) -> str | None:
+        at = _ts(c.utc(now, "now"))
+        eid = c.as_uuid(entry_id)
+        if eid is None:
+            return None
+        new_id = c.new_id(self._ids)
+        with self._tx() as db:
+            row = db.execute(
+                "DELETE FROM n8n_dlq WHERE id = ? AND expires_at > ? RETURNING id, tenant_id,"
+                " workflow_name, payload, coalesce(idempotency_key, 'dlq:' || id), event_id,"
+                " coalesce(retry_count, 0) + 1, errors, coalesce(original_created_at, created_at)",
+                (eid, at),
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "INSERT INTO outbox (id, tenant_id, workflow, payload, idempotency_key, event_id,"
+                " attempt, next_attempt_at, created_at, errors, retry_count, dlq_id,"
+                " original_created_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)",
+                (new_id, row[1], row[2], row[3], row[4], row[5], at, at, row[7], row[6], row[0])
+                + (row[8],),
+            )
+        return new_id
+
+    async def dlq_purge_expired(self, *, now: datetime) -> int:
+        return self._purge(
+            "DELETE FROM n8n_dlq WHERE id IN ("
+            " SELECT id FROM n8n_dlq WHERE expires_at <= ? LIMIT ?)",
+            _ts(c.utc(now, "now")),
+        )
+
+    async def dlq_depth(self, *, now: datetime) -> dict[tuple[str, ErrorCode], int]:
+        rows = self._read(
+            "SELECT tenant_id, error_code, count(*) FROM n8n_dlq WHERE expires_at > ?"
+            " GROUP BY tenant_id, error_code",
+            (_ts(c.utc(now, "now")),),
+        )
+        return {(r[0], ErrorCode(r[1])): int(r[2]) for r in rows}
+
+
+_RESCHEDULE_SET = (
+    "attempt = attempt + ?,"
+    " errors = CASE WHEN ? IS NULL THEN errors ELSE json_insert(errors, '$[#]', json(?)) END,"
+    " next_attempt_at = ?, locked_until = ?,"
+    " lease_token = CASE WHEN ? THEN lease_token END"
+)
+
+
+def _reschedule_params(
+    next_attempt_at: datetime, hold_until: datetime | None, extra: str | None, *, spent: int
+) -> tuple[Any, ...]:
+    hold = None if hold_until is None else _ts(c.utc(hold_until, "hold_until"))
+    at = _ts(c.utc(next_attempt_at, "next_attempt_at"))
+    return (spent, extra, extra, at, hold, hold is not None)
+
+
+def _insert_outbox(db: sqlite3.Connection, encoded: Sequence[c.EncodedDelivery], at: str) -> None:
+    db.executemany(
+        "INSERT INTO outbox (id, tenant_id, workflow, payload, idempotency_key, event_id,"
+        " attempt, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+        [
+            (e.id, e.tenant_id, e.workflow, e.payload, e.idempotency_key, e.event_id, at, at)
+            for e in encoded
+        ],
+    )
+
+
+def _statements(script: str, name: str) -> Iterator[str]:
+    """Split a migration into statements (executescript would commit our transaction)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer
+            buffer = ""
+    leftover = "".join(
+        ln for ln in buffer.splitlines() if ln.strip() and not ln.strip().startswith("--")
+    )
+    if leftover:
+        raise StoreError(f"migration sqlite/{name} ends with an unfinished statement")
+
+
+def _ts(value: datetime) -> str:
+    """Fixed-width UTC text: text order is time order."""
+    return value.isoformat(timespec="microseconds")
+
+
+def _dt(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _opt_dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _outbox(r: Any) -> OutboxRow:
+    return OutboxRow(
+        id=r[0],
+        tenant_id=r[1],
+        workflow=r[2],
+        payload=json.loads(r[3]),
+        idempotency_key=r[4],
+        event_id=r[5],
+        attempt=r[6],
+        next_attempt_at=_dt(r[7]),
+        locked_until=_opt_dt(r[8]),
+        lease_token=r[9],
+        created_at=_dt(r[10]),
+        errors=c.decode_errors(r[11]),
+        retry_count=r[12],
+        done_at=_opt_dt(r[13]),
+    )
+
+
+def _dlq(r: Any) -> DlqEntry:
+    return DlqEntry(
+        id=r[0],
+        tenant_id=r[1],
+        workflow_name=r[2],
+        payload=json.loads(r[3]),
+        error_message=r[4],
+        error_code=ErrorCode(r[5]),
+        retry_count=r[6] if r[6] is not None else 0,
+        created_at=_dt(r[7]),
+        expires_at=_dt(r[8]),
+        idempotency_key=r[9] if r[9] is not None else f"dlq:{r[0]}",
+        source_outbox_id=r[10],
+        original_created_at=_opt_dt(r[11]),
+        errors=c.decode_errors(r[12]),
+        event_id=r[13],
+    )
