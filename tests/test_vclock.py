@@ -118,9 +118,9 @@ def test_tasks_interleave_in_timestamp_order() -> None:
 
     trace = run(main)
     expected = []
-    for name, delays in plans.items():
+    for name, plan in plans.items():
         t = 0.0
-        for step, delay in enumerate(delays):
+        for step, delay in enumerate(plan):
             t += delay
             expected.append((t, name, str(step)))
     assert sorted(trace) == sorted(expected)  # every wake-up at exactly its own instant
@@ -154,8 +154,13 @@ def test_sync_code_reads_virtual_time_inside_the_loop() -> None:
         seen: list[float] = []
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def at_seven() -> None:
+            seen.append(clock.monotonic())
+            done.set()
+
         loop.call_later(2.5, lambda: seen.append(clock.monotonic()))
-        loop.call_at(7.0, lambda: (seen.append(clock.monotonic()), done.set()))
+        loop.call_at(7.0, at_seven)
         await done.wait()
         return seen
 
@@ -398,9 +403,12 @@ def test_executor_work_holds_time() -> None:
 def test_unheld_wait_on_nothing_is_a_deadlock() -> None:
     async def main(clock: VirtualClock) -> None:
         ours, theirs = socket.socketpair()
-        with ours, theirs:
-            reader, _writer = await asyncio.open_connection(sock=ours)
+        reader, writer = await asyncio.open_connection(sock=ours)
+        try:
             await reader.read(1)  # nobody writes, nothing is held: it can never finish
+        finally:
+            writer.close()
+            theirs.close()
 
     with pytest.raises(VirtualDeadlock, match=r"real_io\(\)"):
         run(main)

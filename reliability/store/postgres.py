@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, overload
 
 import psycopg
 from psycopg import AsyncConnection, sql
@@ -28,6 +28,8 @@ from reliability.store.base import (
     DlqCursor,
     DlqEntry,
     DlqFilter,
+    DlqPage,
+    InvalidInput,
     LedgerRow,
     NewDelivery,
     OutboxRow,
@@ -50,6 +52,9 @@ _DLQ = (
 _DLQ_I = ", ".join(f"i.{col.strip()}" for col in _DLQ.split(","))
 
 _MIGRATION_LOCK = 0x52454C49  # "RELI": advisory lock class for migrations (per schema)
+_MIGRATION_LOCK_SQL = (
+    "SELECT pg_advisory_xact_lock(%s, hashtext(coalesce(%s::text, current_schema())))"
+)
 
 _RECORD = """
 WITH ins AS (
@@ -246,17 +251,17 @@ class PostgresStore:
 
     async def _one(self, query: str, params: dict[str, Any]) -> TupleRow | None:
         async with self._conn() as conn:
-            cur = await conn.execute(query, params)  # type: ignore[arg-type]
+            cur = await conn.execute(query, params)
             return await cur.fetchone()
 
     async def _all(self, query: str | sql.Composed, params: dict[str, Any]) -> list[TupleRow]:
         async with self._conn() as conn:
-            cur = await conn.execute(query, params)  # type: ignore[arg-type]
+            cur = await conn.execute(query, params)
             return await cur.fetchall()
 
     async def _count(self, query: str, params: dict[str, Any]) -> int:
         async with self._conn() as conn:
-            cur = await conn.execute(query, params)  # type: ignore[arg-type]
+            cur = await conn.execute(query, params)
             return cur.rowcount
 
     async def _purge(self, query: str, params: dict[str, Any]) -> int:
@@ -275,10 +280,7 @@ class PostgresStore:
         async with self._conn() as conn:
             for m in found:
                 async with conn.transaction():
-                    await conn.execute(
-                        "SELECT pg_advisory_xact_lock(%s, hashtext(coalesce(%s::text, current_schema())))",
-                        (_MIGRATION_LOCK, self._schema),
-                    )
+                    await conn.execute(_MIGRATION_LOCK_SQL, (_MIGRATION_LOCK, self._schema))
                     if self._schema is not None:
                         await conn.execute(
                             sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
@@ -365,7 +367,7 @@ class PostgresStore:
         )
         if row is None:
             return None
-        return LedgerRow(row[0], row[1], row[2], row[3] if row[3] is not None else row[2])
+        return LedgerRow(row[0], row[1], _at(row[2]), _at(row[3] if row[3] is not None else row[2]))
 
     async def purge_processed(self, *, older_than: datetime) -> int:
         return await self._purge(_PURGE_PROCESSED, {"cutoff": c.utc(older_than, "older_than")})
@@ -508,7 +510,7 @@ class PostgresStore:
         if after is not None:
             cursor_id = c.as_uuid(after.id)
             if cursor_id is None:
-                raise c.InvalidInput(f"after.id is not a DLQ entry id: {after.id!r}")
+                raise InvalidInput(f"after.id is not a DLQ entry id: {after.id!r}")
             conds.append(sql.SQL("(created_at, id) < (%(after_at)s, %(after_id)s::uuid)"))
             params["after_at"] = c.utc(after.created_at, "after.created_at")
             params["after_id"] = cursor_id
@@ -577,6 +579,15 @@ def _reschedule_params(
     }
 
 
+@overload
+def _at(value: datetime) -> datetime: ...
+@overload
+def _at(value: None) -> None: ...
+def _at(value: datetime | None) -> datetime | None:
+    """Server times in `datetime.UTC` whatever the session TimeZone (stable reprs, traces)."""
+    return None if value is None else value.astimezone(UTC)
+
+
 def _outbox(r: TupleRow) -> OutboxRow:
     return OutboxRow(
         id=str(r[0]),
@@ -586,13 +597,13 @@ def _outbox(r: TupleRow) -> OutboxRow:
         idempotency_key=r[4],
         event_id=r[5],
         attempt=r[6],
-        next_attempt_at=r[7],
-        locked_until=r[8],
+        next_attempt_at=_at(r[7]),
+        locked_until=_at(r[8]),
         lease_token=r[9],
-        created_at=r[10],
+        created_at=_at(r[10]),
         errors=c.decode_errors(r[11]),
         retry_count=r[12],
-        done_at=r[13],
+        done_at=_at(r[13]),
     )
 
 
@@ -606,11 +617,11 @@ def _dlq(r: TupleRow) -> DlqEntry:
         error_message=r[4],
         error_code=ErrorCode(r[5]),
         retry_count=r[6] if r[6] is not None else 0,
-        created_at=r[7],
-        expires_at=r[8],
+        created_at=_at(r[7]),
+        expires_at=_at(r[8]),
         idempotency_key=r[9] if r[9] is not None else f"dlq:{entry_id}",
         source_outbox_id=None if r[10] is None else str(r[10]),
-        original_created_at=r[11],
+        original_created_at=_at(r[11]),
         errors=c.decode_errors(r[12]),
         event_id=r[13],
     )

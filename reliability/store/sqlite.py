@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -107,10 +107,9 @@ class SqliteStore:
             db.execute("COMMIT")
         except BaseException as exc:
             if db.in_transaction:
-                try:
+                # If even the rollback fails (file gone), the journal undoes it on next open.
+                with suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
-                except sqlite3.Error:  # the file is gone or locked: the journal undoes it
-                    pass
             if isinstance(exc, sqlite3.OperationalError):
                 raise StoreUnavailable(f"sqlite {self._path}: {exc}") from exc
             raise
@@ -354,8 +353,10 @@ class SqliteStore:
                 " error_code, retry_count, created_at, expires_at, idempotency_key, event_id,"
                 " source_outbox_id, original_created_at, errors)"
                 f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {_DLQ}",
-                (entry_id, row[1], row[2], row[3], text, code, row[7], now_s, expires, row[4])
-                + (row[5], row[0], row[9], errors),
+                (
+                    *(entry_id, row[1], row[2], row[3], text, code, row[7], now_s, expires),
+                    *(row[4], row[5], row[0], row[9], errors),
+                ),
             ).fetchone()
             depth = db.execute(
                 "SELECT count(*) FROM n8n_dlq WHERE tenant_id = ? AND expires_at > ?",
@@ -442,8 +443,10 @@ class SqliteStore:
                 "INSERT INTO outbox (id, tenant_id, workflow, payload, idempotency_key, event_id,"
                 " attempt, next_attempt_at, created_at, errors, retry_count, dlq_id,"
                 " original_created_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)",
-                (new_id, row[1], row[2], row[3], row[4], row[5], at, at, row[7], row[6], row[0])
-                + (row[8],),
+                (
+                    *(new_id, row[1], row[2], row[3], row[4], row[5], at, at),
+                    *(row[7], row[6], row[0], row[8]),
+                ),
             )
         return new_id
 
