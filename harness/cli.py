@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 __all__ = ["main"]
 
-_COMMANDS: tuple[str, ...] = ()
+_COMMANDS: tuple[str, ...] = ("harness.cli_fakes", "harness.cli_report", "harness.cli_load")
 
 
 def build_parser() -> argparse.ArgumentParser:

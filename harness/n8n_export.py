@@ -216,7 +216,7 @@ def _run_node(node: Node, items: tuple[Item, ...], state: _Run) -> tuple[Item, .
             state.error = str(p.get("errorMessage", "")) or "Workflow stopped"
         return None
     if node.type == _SET:
-        return tuple(_apply_set(node, item) for item in (items or ({},)))
+        return tuple({"json": _apply_set(node, item.get("json", {}))} for item in items or ({},))
     if node.type == _RESPOND:
         if state.respond is None:
             state.respond = _respond(node, items)
@@ -239,8 +239,8 @@ def _respond(node: Node, items: tuple[Item, ...]) -> Respond:
     if how == "noData":
         return Respond(code, headers, None, "noData")
     if how == "allIncomingItems":
-        return Respond(code, headers, list(items), "json")
-    return Respond(code, headers, items[0] if items else {}, "json")
+        return Respond(code, headers, [i.get("json", {}) for i in items], "json")
+    return Respond(code, headers, items[0].get("json", {}) if items else {}, "json")
 
 
 def _apply_set(node: Node, item: Item) -> Item:

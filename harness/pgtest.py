@@ -49,8 +49,8 @@ class PgDatabase:
     schema: str
 
     def open_store(self, **options: Any) -> PostgresStore:
-        """A `PostgresStore` on this schema (not migrated; close it when done)."""
-        return open_postgres(self.url, schema=self.schema, **options)
+        """A `PostgresStore` on this schema unless `schema=` says otherwise (not migrated)."""
+        return open_postgres(self.url, **{"schema": self.schema, **options})
 
     def connect(self) -> psycopg.Connection[Any]:
         """A plain autocommit connection with `search_path` on the schema (for assertions)."""

@@ -42,7 +42,9 @@ def err(attempt: int, code: ErrorCode = ErrorCode.HTTP_5XX, msg: str = "boom") -
     return AttemptError(attempt, T0 + attempt * S, code, msg)
 
 
-async def one_claimed(store: Store, n: int = 1, tenant: str = "t1", now: datetime = T0) -> OutboxRow:
+async def one_claimed(
+    store: Store, n: int = 1, tenant: str = "t1", now: datetime = T0
+) -> OutboxRow:
     [oid] = await store.enqueue([delivery(n, tenant)], now=now)
     row = await store.claim(oid, now=now, lease=LEASE)
     assert row is not None
@@ -61,7 +63,8 @@ async def dead(
 ) -> DlqEntry:
     [oid] = await store.enqueue([delivery(n, tenant, workflow)], now=now)
     row = await store.claim(oid, now=now, lease=LEASE)
-    assert row is not None and row.lease_token is not None
+    assert row is not None
+    assert row.lease_token is not None
     entry = await store.move_to_dlq(
         row.id, row.lease_token, error_code=code, message=f"m{n}", now=now, ttl=ttl
     )
@@ -77,7 +80,8 @@ async def test_migrate_twice_is_a_no_op(store: SqliteStore | PostgresStore) -> N
     await store.migrate()
     await store.migrate()
     assert await store.applied_migrations() == before
-    assert before == sorted(before) and len(before) >= 1
+    assert before == sorted(before)
+    assert len(before) >= 1
 
 
 async def test_closed_store_raises_unavailable(store: Store) -> None:
@@ -119,9 +123,11 @@ async def test_ledger_row_tracks_the_latest_processed_event(store: Store) -> Non
 async def test_accept_event_writes_ledger_and_outbox_together(store: Store) -> None:
     ds = [delivery(1), delivery(2, workflow="other")]
     first = await store.accept_event("t1", "evt_1", ds, now=T0)
-    assert first.new and len(first.outbox_ids) == 2
+    assert first.new
+    assert len(first.outbox_ids) == 2
     again = await store.accept_event("t1", "evt_1", ds, now=T0 + S)
-    assert not again.new and again.outbox_ids == ()
+    assert not again.new
+    assert again.outbox_ids == ()
     rows = await store.outbox_rows()
     assert sorted(r.id for r in rows) == sorted(first.outbox_ids)
     by_key = {r.idempotency_key: r for r in rows}
@@ -187,12 +193,13 @@ async def test_payload_at_the_limit_is_accepted(store: Store) -> None:
     payload = {"x": "a" * (DEFAULT_PAYLOAD_LIMIT - overhead)}
     [oid] = await store.enqueue([NewDelivery("t1", "wf", payload, "k")], now=T0)
     [row] = await store.outbox_rows()
-    assert row.id == oid and row.payload == payload
+    assert row.id == oid
+    assert row.payload == payload
 
 
 async def test_bad_arguments_are_refused_with_their_name(store: Store) -> None:
     with pytest.raises(InvalidInput, match="now must be timezone-aware"):
-        await store.record_if_new("t1", "e", now=datetime(2031, 1, 1))  # noqa: DTZ001
+        await store.record_if_new("t1", "e", now=datetime(2031, 1, 1))
     with pytest.raises(InvalidInput, match="tenant_id must not be empty"):
         await store.record_if_new("", "e", now=T0)
     with pytest.raises(InvalidInput, match=r"deliveries\[0\].workflow"):
@@ -225,7 +232,8 @@ async def test_claim_due_takes_due_rows_oldest_first_up_to_limit(store: Store) -
     got = await store.claim_due(2, now=T0 + 10 * S, lease=LEASE)
     assert [r.id for r in got] == sorted(early)
     assert all(r.locked_until == T0 + 10 * S + LEASE for r in got)
-    assert len({r.lease_token for r in got}) == 1 and got[0].lease_token is not None
+    assert len({r.lease_token for r in got}) == 1
+    assert got[0].lease_token is not None
     rest = await store.claim_due(10, now=T0 + 10 * S, lease=LEASE)
     assert [r.id for r in rest] == late  # the future row is not due, the claimed ones are held
     assert future[0] not in {r.id for r in rest}
@@ -233,11 +241,12 @@ async def test_claim_due_takes_due_rows_oldest_first_up_to_limit(store: Store) -
 
 
 async def test_a_lapsed_lease_lets_another_claimer_take_the_row(store: Store) -> None:
-    [first] = await store.claim_due(1, now=(await one_claimed(store)).created_at + LEASE, lease=LEASE)
+    first = await one_claimed(store)  # held until T0 + LEASE
     assert first.lease_token is not None
-    assert await store.claim_due(1, now=T0 + LEASE + S, lease=LEASE) == []  # still held
-    [second] = await store.claim_due(1, now=T0 + 2 * LEASE, lease=LEASE)
-    assert second.id == first.id and second.lease_token != first.lease_token
+    assert await store.claim_due(1, now=T0 + LEASE - S, lease=LEASE) == []  # still held
+    [second] = await store.claim_due(1, now=T0 + LEASE, lease=LEASE)
+    assert second.id == first.id
+    assert second.lease_token != first.lease_token
     # The first claimer's token is dead: every write with it is refused and changes nothing.
     assert not await store.complete(first.id, first.lease_token, now=T0)
     assert not await store.renew(first.id, first.lease_token, until=T0 + 999 * S)
@@ -255,8 +264,10 @@ async def test_a_lapsed_lease_lets_another_claimer_take_the_row(store: Store) ->
         is None
     )
     [row] = await store.outbox_rows()
-    assert row.lease_token == second.lease_token and row.attempt == 0 and row.errors == ()
-    assert row.locked_until == T0 + 3 * LEASE
+    assert row.lease_token == second.lease_token
+    assert row.attempt == 0
+    assert row.errors == ()
+    assert row.locked_until == T0 + 2 * LEASE
     assert await store.dlq_depth(now=T0) == {}
 
 
@@ -264,13 +275,16 @@ async def test_claim_by_id(store: Store) -> None:
     [oid] = await store.enqueue([delivery(1)], now=T0)
     assert await store.claim(oid, now=T0 - S, lease=LEASE) is None  # not due yet
     row = await store.claim(oid, now=T0, lease=LEASE)
-    assert row is not None and row.id == oid and row.lease_token is not None
+    assert row is not None
+    assert row.id == oid
+    assert row.lease_token is not None
     assert await store.claim(oid, now=T0 + S, lease=LEASE) is None  # held
     assert await store.claim(str(uuid.uuid4()), now=T0, lease=LEASE) is None
     assert await store.claim("not-a-uuid", now=T0, lease=LEASE) is None
     assert not await store.complete("not-a-uuid", row.lease_token, now=T0)
     again = await store.claim(oid, now=T0 + LEASE, lease=LEASE)
-    assert again is not None and again.lease_token != row.lease_token
+    assert again is not None
+    assert again.lease_token != row.lease_token
 
 
 async def test_complete_marks_done_and_keeps_the_row(store: Store) -> None:
@@ -281,7 +295,9 @@ async def test_complete_marks_done_and_keeps_the_row(store: Store) -> None:
     assert not await store.complete(row.id, row.lease_token, now=T0 + S)
     assert await store.outbox_rows() == []
     [done] = await store.outbox_rows(include_done=True)
-    assert done.done_at == T0 + S and done.lease_token is None and done.locked_until is None
+    assert done.done_at == T0 + S
+    assert done.lease_token is None
+    assert done.locked_until is None
     assert await store.delivered_keys() == {"key-t1-1"}
     assert await store.claim_due(10, now=T0 + 999 * S, lease=LEASE) == []
     assert await store.claim(row.id, now=T0 + 999 * S, lease=LEASE) is None
@@ -327,7 +343,8 @@ async def test_reschedule_with_hold_keeps_the_lease(store: Store) -> None:
     assert await store.claim_due(1, now=T0 + 9 * S, lease=LEASE) == []
     assert await store.reschedule(row.id, row.lease_token, next_attempt_at=T0, error=err(2))
     [again] = await store.outbox_rows()
-    assert again.attempt == 2 and [e.attempt for e in again.errors] == [1, 2]
+    assert again.attempt == 2
+    assert [e.attempt for e in again.errors] == [1, 2]
 
 
 async def test_reschedule_without_hold_releases_the_lease(store: Store) -> None:
@@ -335,23 +352,29 @@ async def test_reschedule_without_hold_releases_the_lease(store: Store) -> None:
     assert row.lease_token is not None
     assert await store.reschedule(row.id, row.lease_token, next_attempt_at=T0 + 5 * S, error=err(1))
     [free] = await store.outbox_rows()
-    assert free.lease_token is None and free.locked_until is None and free.attempt == 1
+    assert free.lease_token is None
+    assert free.locked_until is None
+    assert free.attempt == 1
     assert await store.claim_due(1, now=T0 + 4 * S, lease=LEASE) == []  # not due yet
     [back] = await store.claim_due(1, now=T0 + 5 * S, lease=LEASE)
-    assert back.id == row.id and back.attempt == 1
+    assert back.id == row.id
+    assert back.attempt == 1
     assert not await store.complete(row.id, row.lease_token, now=T0)
 
 
 async def test_snooze_does_not_spend_an_attempt(store: Store) -> None:
     row = await one_claimed(store)
     assert row.lease_token is not None
-    assert await store.snooze(row.id, row.lease_token, next_attempt_at=T0 + 7 * S, hold_until=T0 + 7 * S)
+    assert await store.snooze(
+        row.id, row.lease_token, next_attempt_at=T0 + 7 * S, hold_until=T0 + 7 * S
+    )
     [held] = await store.outbox_rows()
     assert (held.attempt, held.errors, held.next_attempt_at) == (0, (), T0 + 7 * S)
     assert held.lease_token == row.lease_token
     assert await store.snooze(row.id, row.lease_token, next_attempt_at=T0 + 8 * S)
     [free] = await store.outbox_rows()
-    assert free.attempt == 0 and free.lease_token is None
+    assert free.attempt == 0
+    assert free.lease_token is None
     assert [r.id for r in await store.claim_due(5, now=T0 + 8 * S, lease=LEASE)] == [row.id]
 
 
@@ -361,7 +384,9 @@ async def test_snooze_does_not_spend_an_attempt(store: Store) -> None:
 async def test_move_to_dlq_moves_atomically_with_history(store: Store) -> None:
     row = await one_claimed(store)
     assert row.lease_token is not None
-    assert await store.reschedule(row.id, row.lease_token, next_attempt_at=T0, error=err(1), hold_until=T0 + S)
+    assert await store.reschedule(
+        row.id, row.lease_token, next_attempt_at=T0, error=err(1), hold_until=T0 + S
+    )
     at = T0 + 100 * S
     entry = await store.move_to_dlq(
         row.id,
@@ -385,9 +410,12 @@ async def test_move_to_dlq_moves_atomically_with_history(store: Store) -> None:
     ]
     assert await store.outbox_rows(include_done=True) == []
     assert await store.dlq_get(entry.id, now=at) == entry
-    assert await store.move_to_dlq(
-        row.id, row.lease_token, error_code=ErrorCode.QUOTA, message="x", now=at, ttl=TTL
-    ) is None
+    assert (
+        await store.move_to_dlq(
+            row.id, row.lease_token, error_code=ErrorCode.QUOTA, message="x", now=at, ttl=TTL
+        )
+        is None
+    )
 
 
 async def test_every_error_code_can_be_stored(store: Store) -> None:
@@ -434,7 +462,8 @@ async def test_dlq_filters_and_unknown_tenant(store: Store) -> None:
     assert await ids(DlqFilter("a", "w1", ErrorCode.TIMEOUT)) == {a.id}
     assert await ids(DlqFilter("a", "w1", ErrorCode.QUOTA)) == set()
     page = await store.dlq_list(DlqFilter(tenant_id="nobody"), now=T0)
-    assert page.entries == () and page.next_cursor is None
+    assert page.entries == ()
+    assert page.next_cursor is None
     assert await store.dlq_get(str(uuid.uuid4()), now=T0) is None
     assert await store.dlq_get("not-a-uuid", now=T0) is None
     assert await store.dlq_retry("not-a-uuid", now=T0) is None
@@ -462,7 +491,7 @@ async def test_dlq_keyset_pagination_walks_every_entry_once(store: Store) -> Non
             if cursor is None:
                 break
         assert [e.id for e in seen] == [e.id for e in expected]
-    with pytest.raises(InvalidInput, match="after.id"):
+    with pytest.raises(InvalidInput, match=r"after\.id"):
         await store.dlq_list(DlqFilter(), now=T0, after=DlqCursor(T0, "bogus"))
 
 
@@ -481,7 +510,8 @@ async def test_dlq_retry_puts_the_entry_back_once(store: Store) -> None:
     )
     # It fails again: the same entry comes back with the retry recorded.
     claimed = await store.claim(oid, now=T0 + S, lease=LEASE)
-    assert claimed is not None and claimed.lease_token is not None
+    assert claimed is not None
+    assert claimed.lease_token is not None
     again = await store.move_to_dlq(
         oid,
         claimed.lease_token,
@@ -492,7 +522,8 @@ async def test_dlq_retry_puts_the_entry_back_once(store: Store) -> None:
     )
     assert again is not None
     assert (again.id, again.retry_count, again.original_created_at) == (entry.id, 1, T0)
-    assert again.expires_at == T0 + 2 * S + TTL and again.source_outbox_id == oid
+    assert again.expires_at == T0 + 2 * S + TTL
+    assert again.source_outbox_id == oid
 
 
 async def test_dlq_depth_counts_unexpired_per_tenant_and_code(store: Store) -> None:
@@ -512,18 +543,21 @@ async def test_alert_fires_when_a_tenant_reaches_the_threshold(store_factory: St
     calls: list[tuple[str, int, int]] = []
     store = await store_factory(dlq_alert=lambda *a: calls.append(a), dlq_alert_threshold=3)
     await dead(store, 1, tenant="a", ttl=10 * S)
-    await dead(store, 2, tenant="a")
-    await dead(store, 3, tenant="b")
-    assert calls == []
-    await dead(store, 4, tenant="a")
-    assert calls == [("a", 3, 3)]
-    await dead(store, 5, tenant="a")
-    assert calls == [("a", 3, 3)]  # crossing, not level: no repeat at 4
-    # One entry expires (depth 3 -> 2 unexpired at T0 + 10 s); the next move crosses again.
-    await dead(store, 6, tenant="a", now=T0 + 10 * S)
-    assert calls == [("a", 3, 3)]
-    await dead(store, 7, tenant="a", now=T0 + 10 * S)
-    assert calls == [("a", 3, 3)]
+    await dead(store, 2, tenant="a", ttl=10 * S)
+    for n in range(3, 6):
+        await dead(store, n, tenant="b")  # another tenant's depth is its own
+    assert calls == [("b", 3, 3)]
+    await dead(store, 6, tenant="a")
+    assert calls == [("b", 3, 3), ("a", 3, 3)]
+    await dead(store, 7, tenant="a")
+    assert calls[-1] == ("a", 3, 3)
+    assert len(calls) == 2
+    # Two entries expire at T0 + 10 s (depth 4 -> 2 before cleanup); the next move crosses again.
+    later = T0 + 10 * S
+    await dead(store, 8, tenant="a", now=later)
+    assert calls == [("b", 3, 3), ("a", 3, 3), ("a", 3, 3)]
+    await dead(store, 9, tenant="a", now=later)
+    assert len(calls) == 3
 
 
 async def test_a_failing_alert_hook_does_not_undo_the_move(store_factory: StoreFactory) -> None:

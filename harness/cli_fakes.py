@@ -1,0 +1,180 @@
+"""`reliability-harness fake-n8n` and `reliability-harness fake-stripe send`: aim the fakes at
+your own app from a shell.
+
+    reliability-harness fake-n8n --port 5678 --workflows n8n/workflows --faults faults.yaml
+    reliability-harness fake-stripe send --to http://127.0.0.1:8000/api/stripe/webhook \\
+        --secret whsec_... --scenario duplicates --count 5 --seed 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from dataclasses import replace
+from typing import Any
+
+import httpx
+
+from harness.fake_n8n import DEFAULT_WORKFLOWS, FakeN8n, FakeN8nServer
+from harness.fake_stripe import EVENT_TYPES, SCENARIOS, FakeStripe
+from harness.faults import FaultProfileError, load_profile
+from harness.n8n_export import Credential, WorkflowError
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the `fake-n8n` and `fake-stripe` subcommands."""
+    n8n = subparsers.add_parser(
+        "fake-n8n",
+        help="serve a fault-injecting fake n8n",
+        description="Serve n8n's webhook surface from exported workflows, with injected faults, "
+        "a request journal (GET /__journal) and a control API (GET/PUT /__faults, POST /__reset).",
+    )
+    n8n.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    n8n.add_argument("--port", type=int, default=5678, help="port (default 5678; 0: any free)")
+    n8n.add_argument(
+        "--workflows",
+        action="append",
+        metavar="DIR_OR_FILE",
+        help=f"n8n workflow export(s), repeatable (default {DEFAULT_WORKFLOWS})",
+    )
+    n8n.add_argument("--credentials", metavar="FILE", help="`n8n export:credentials --decrypted`")
+    n8n.add_argument(
+        "--header-auth",
+        action="append",
+        default=[],
+        metavar="CREDENTIAL=HEADER:VALUE",
+        help="a header-auth credential by name, repeatable",
+    )
+    n8n.add_argument(
+        "--basic-auth",
+        action="append",
+        default=[],
+        metavar="CREDENTIAL=USER:PASSWORD",
+        help="a basic-auth credential by name, repeatable",
+    )
+    n8n.add_argument("--faults", metavar="FILE", help="fault profile (YAML or JSON)")
+    n8n.add_argument("--seed", type=int, help="seed for the faults (overrides the profile's)")
+    n8n.add_argument(
+        "--lenient", action="store_true", help="pass unsupported nodes through instead of refusing"
+    )
+    n8n.add_argument(
+        "--all-active", action="store_true", help="register every workflow, active or not"
+    )
+    n8n.set_defaults(func=_fake_n8n)
+
+    stripe = subparsers.add_parser("fake-stripe", help="send signed Stripe events")
+    stripe_sub = stripe.add_subparsers(dest="stripe_command", required=True, metavar="COMMAND")
+    send = stripe_sub.add_parser(
+        "send",
+        help="deliver events (optionally with a delivery fault) to a URL",
+        description="Deliver realistic, signed Stripe events to URL; prints one JSON line per "
+        "answer. Exits 1 when the endpoint accepted a request it should have rejected.",
+    )
+    send.add_argument("--to", required=True, metavar="URL", help="endpoint ({tenant} expands)")
+    send.add_argument("--secret", required=True, help="the endpoint's signing secret (whsec_...)")
+    send.add_argument("--scenario", choices=("delivery", *SCENARIOS), default="delivery")
+    send.add_argument("--count", type=int, default=1, help="events (burst: concurrent copies)")
+    send.add_argument("--seed", type=int, default=0)
+    send.add_argument("--tenant", default="", help="tenant id put in data.object.metadata")
+    send.add_argument("--type", choices=EVENT_TYPES, help="event type for plain delivery")
+    send.add_argument(
+        "--schedule",
+        default="",
+        metavar="S1,S2,...",
+        help="retry delays in seconds until a 2xx (default: no retries)",
+    )
+    send.add_argument("--timeout", type=float, default=10.0, help="per-request timeout, seconds")
+    send.set_defaults(func=_fake_stripe_send)
+
+
+def _fake_n8n(args: argparse.Namespace) -> int:
+    try:
+        profile = load_profile(args.faults) if args.faults is not None else None
+        if profile is not None and args.seed is not None:
+            profile = replace(profile, seed=args.seed)
+        fake = FakeN8n.from_files(
+            args.workflows,
+            credentials=args.credentials,
+            faults=profile,
+            seed=args.seed or 0,
+            lenient=args.lenient,
+            active=True if args.all_active else None,
+        )
+        for spec in args.header_auth:
+            fake.credentials.add(_cli_credential(spec, "httpHeaderAuth", ("name", "value")))
+        for spec in args.basic_auth:
+            fake.credentials.add(_cli_credential(spec, "httpBasicAuth", ("user", "password")))
+    except (FaultProfileError, WorkflowError, ValueError) as exc:
+        print(f"reliability-harness fake-n8n: {exc}", file=sys.stderr)
+        return 2
+    routes = ", ".join(
+        f"{'/'.join(s.methods)} /webhook/{s.path}"
+        for wf in fake.workflows
+        if wf.active
+        for s in wf.webhooks
+    )
+
+    def announce(url: str) -> None:
+        print(f"fake n8n on {url} serving {routes}", file=sys.stderr, flush=True)
+
+    try:
+        FakeN8nServer(fake, host=args.host, port=args.port, log_level="info").run(announce)
+    except OSError as exc:
+        print(f"reliability-harness fake-n8n: cannot listen on {args.host}:{args.port}: {exc}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    return 0
+
+
+def _cli_credential(spec: str, ctype: str, keys: tuple[str, str]) -> Credential:
+    name, eq, rest = spec.partition("=")
+    first, colon, second = rest.partition(":")
+    if not eq or not colon or not name or not first:
+        raise ValueError(f"--{'header' if ctype == 'httpHeaderAuth' else 'basic'}-auth {spec!r}: "
+                         f"expected CREDENTIAL={keys[0].upper()}:{keys[1].upper()}")  # fmt: skip
+    return Credential(id=name, name=name, type=ctype, data={keys[0]: first, keys[1]: second})
+
+
+def _fake_stripe_send(args: argparse.Namespace) -> int:
+    try:
+        schedule = [float(s) for s in args.schedule.split(",") if s.strip()]
+    except ValueError:
+        print(f"--schedule {args.schedule!r}: expected seconds like 1,5,25", file=sys.stderr)
+        return 2
+    if args.count < 1:
+        print("--count must be >= 1", file=sys.stderr)
+        return 2
+    stripe = FakeStripe(
+        seed=args.seed, secrets={args.tenant: args.secret}, schedule=schedule, timeout=args.timeout
+    )
+    answers = asyncio.run(_send(stripe, args))
+    wrongly_accepted = 0
+    for answer in answers:
+        print(json.dumps(answer.to_json()))
+        if answer.expect == "reject" and answer.ok:
+            wrongly_accepted += 1
+    ok = sum(a.ok for a in answers)
+    print(
+        f"{len(answers)} requests, {ok} answered 2xx, {wrongly_accepted} accepted that should "
+        "have been rejected",
+        file=sys.stderr,
+    )
+    return 1 if wrongly_accepted else 0
+
+
+async def _send(stripe: FakeStripe, args: argparse.Namespace) -> list[Any]:
+    async with httpx.AsyncClient() as client:
+        if args.scenario != "delivery":
+            return await stripe.run_scenario(
+                args.scenario, args.to, tenant=args.tenant, count=args.count, client=client
+            )
+        got = []
+        for i in range(args.count):
+            kind = args.type or EVENT_TYPES[i % len(EVENT_TYPES)]
+            event = stripe.event(kind, tenant=args.tenant)
+            got.extend(await stripe.deliver(event, args.to, tenant=args.tenant, client=client))
+        return got

@@ -1,0 +1,214 @@
+"""`reliability-harness load` and `reliability-harness crash`: real processes, real Postgres.
+
+Both validate every argument before anything starts, stop every process they started on exit
+(also on Ctrl-C, SIGTERM and failure), and exit 0 when every threshold and invariant held, 1 when
+one broke, 2 on bad input, 3 when the run itself could not be carried out, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from harness.load import (
+    DEFAULT_LOCUSTFILE,
+    DEFAULT_SHARES,
+    DEFAULT_THRESHOLDS_FILE,
+    USER_CLASSES,
+    LoadConfig,
+    LoadError,
+    load_thresholds,
+    parse_duration,
+    run_load,
+)
+from harness.stack import StackError, ensure_port_free, resolve_database_url
+
+__all__ = ["register"]
+
+_T = TypeVar("_T")
+
+EXIT_OK = 0
+EXIT_BROKEN = 1
+EXIT_INPUT = 2
+EXIT_RUN = 3
+EXIT_INTERRUPTED = 130
+
+
+def register(subparsers: Any) -> None:
+    load = subparsers.add_parser(
+        "load",
+        help="locust load test against the real service, then invariants and thresholds",
+        description=(
+            "Start the service and the fake n8n as real processes on Postgres, run locust "
+            "headless, drain, check the invariants against the database, judge thresholds."
+        ),
+    )
+    load.add_argument("--users", type=int, default=20, help="locust users (default 20)")
+    load.add_argument("--spawn-rate", type=float, default=20.0, help="users started per second")
+    load.add_argument("--duration", default="60s", help="run time: 60s, 2m, 1h30m (default 60s)")
+    load.add_argument("--faults", metavar="FILE", help="fault profile for the fake n8n")
+    load.add_argument(
+        "--workers", type=int, default=0, help="locust worker processes (master/worker mode)"
+    )
+    load.add_argument(
+        "--thresholds",
+        metavar="FILE",
+        default=str(DEFAULT_THRESHOLDS_FILE),
+        help="thresholds YAML (default loadtests/thresholds.yaml)",
+    )
+    load.add_argument("--out", metavar="DIR", default="out/load", help="results directory")
+    load.add_argument("--database-url", metavar="URL", help="PostgreSQL server URL")
+    load.add_argument("--tenants", type=int, default=5, help="tenants (default 5)")
+    load.add_argument(
+        "--concurrency-limit", type=int, default=5, help="per-tenant n8n concurrency (default 5)"
+    )
+    load.add_argument("--seed", type=int, default=0, help="seed for secrets, events, choices")
+    load.add_argument(
+        "--user-classes",
+        default=",".join(USER_CLASSES),
+        help="comma-separated: " + ", ".join(USER_CLASSES) + " (default all)",
+    )
+    load.add_argument(
+        "--share",
+        action="append",
+        default=[],
+        metavar="NAME=RATIO",
+        help="request shares: " + ", ".join(f"{k}={v:g}" for k, v in DEFAULT_SHARES.items()),
+    )
+    load.add_argument(
+        "--wait",
+        default="0.05-0.2",
+        metavar="MIN[-MAX]",
+        help="seconds each user waits between tasks (0 for none; default 0.05-0.2)",
+    )
+    load.add_argument("--drain-timeout", default="60s", help="bound on the final drain")
+    load.add_argument("--ready-timeout", default="30s", help="bound on process readiness")
+    load.add_argument("--service-port", type=int, default=0, help="service port (default any)")
+    load.add_argument("--n8n-port", type=int, default=0, help="fake n8n port (default any)")
+    load.add_argument("--master-port", type=int, default=0, help="locust master port")
+    load.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="service setting for the run, e.g. N8N_MAX_RETRIES=5",
+    )
+    load.add_argument("--locustfile", default=str(DEFAULT_LOCUSTFILE), help=argparse.SUPPRESS)
+    load.add_argument("--keep-schema", action="store_true", help="keep the run's schema")
+    load.set_defaults(func=_cmd_load)
+
+    from harness.crash import register_crash
+
+    register_crash(subparsers)
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise LoadError(f"{what}: expected KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _wait(text: str) -> tuple[float, float]:
+    low, _, high = text.partition("-")
+    try:
+        lo = float(low)
+        hi = float(high) if high else lo
+    except ValueError:
+        raise LoadError(f"--wait: expected MIN or MIN-MAX seconds, got {text!r}") from None
+    if not 0 <= lo <= hi:
+        raise LoadError(f"--wait: need 0 <= MIN <= MAX, got {text!r}")
+    return lo, hi
+
+
+def build_load_config(args: argparse.Namespace) -> LoadConfig:
+    """Turn the parsed arguments into a validated `LoadConfig`; raises `LoadError`."""
+    shares: dict[str, float] = {}
+    for key, raw in _pairs(args.share, "--share").items():
+        try:
+            shares[key] = float(raw)
+        except ValueError:
+            raise LoadError(f"--share: {key} must be a number, got {raw!r}") from None
+    faults = Path(args.faults) if args.faults else None
+    if faults is not None and not faults.is_file():
+        raise LoadError(f"--faults: no such file {faults}")
+    for flag, port in (("--service-port", args.service_port), ("--n8n-port", args.n8n_port)):
+        if port:
+            try:
+                ensure_port_free(port, what=flag)
+            except StackError as exc:
+                raise LoadError(str(exc)) from None
+    return LoadConfig(
+        users=args.users,
+        spawn_rate=args.spawn_rate,
+        duration=parse_duration(args.duration),
+        out_dir=Path(args.out),
+        database_url=resolve_database_url(args.database_url),
+        thresholds=load_thresholds(args.thresholds),
+        faults_file=faults,
+        workers=args.workers,
+        tenants=args.tenants,
+        concurrency_limit=args.concurrency_limit,
+        seed=args.seed,
+        user_classes=tuple(c.strip() for c in args.user_classes.split(",") if c.strip()),
+        shares=shares,
+        wait=_wait(args.wait),
+        drain_timeout=parse_duration(args.drain_timeout, what="--drain-timeout"),
+        ready_timeout=parse_duration(args.ready_timeout, what="--ready-timeout"),
+        service_port=args.service_port,
+        n8n_port=args.n8n_port,
+        master_port=args.master_port,
+        settings=_pairs(args.set, "--set"),
+        locustfile=Path(args.locustfile),
+        keep_schema=args.keep_schema,
+        command=("reliability-harness", *sys.argv[1:]),
+    )
+
+
+def run_interruptible(main: Coroutine[Any, Any, _T]) -> _T:
+    """Run `main`; SIGTERM cancels it like Ctrl-C does, so its cleanup always runs.
+
+    Raises `KeyboardInterrupt` when interrupted (after the cleanup ran).
+    """
+
+    async def runner() -> _T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        try:
+            return await main
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGTERM)
+
+    try:
+        return asyncio.run(runner())
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
+
+
+def _cmd_load(args: argparse.Namespace) -> int:
+    try:
+        config = build_load_config(args)
+        outcome = run_interruptible(run_load(config))
+    except LoadError as exc:
+        print(f"reliability-harness load: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("reliability-harness load: interrupted; every process stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(outcome.table)
+    verdict = "PASSED" if outcome.passed else "FAILED"
+    print(f"\nload test {verdict}; results in {outcome.results_path}")
+    return EXIT_OK if outcome.passed else EXIT_BROKEN

@@ -1,0 +1,160 @@
+"""Structured logs: one JSON object per line, and no secret ever in one.
+
+`JsonFormatter` writes each record as a JSON object; `RedactingFilter` scrubs a record before any
+formatter sees it: query values of secret-like parameters (`?secret=...`), `Authorization`
+header values and bearer tokens, and every configured secret value wherever it appears. Both
+plug into uvicorn through `uvicorn_log_config()`, so its access log (which prints the path with
+the query string) never carries the cron secret.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import IO, Any
+
+__all__ = [
+    "REDACTED",
+    "JsonFormatter",
+    "RedactingFilter",
+    "Redactor",
+    "log_fields",
+    "uvicorn_log_config",
+]
+
+REDACTED = "[REDACTED]"
+
+_SENSITIVE_PARAMS = ("secret", "token", "access_token", "api_key", "apikey", "password", "key")
+_QUERY = re.compile(
+    r"(?i)(?P<name>(?:^|[?&;])(?:" + "|".join(_SENSITIVE_PARAMS) + r"))=(?P<value>[^&;#\s\"']*)"
+)
+_AUTH_HEADER = re.compile(r"(?i)(authorization\s*[:=]\s*)(\"?)[^\"\r\n,}]*")
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',}]+")
+_FIELDS = "fields"
+_ACCESS_LOGGER = "uvicorn.access"
+
+
+def log_fields(**fields: Any) -> dict[str, Any]:
+    """`extra=` for a log call: the fields land as keys of the JSON line (None ones dropped)."""
+    return {_FIELDS: {k: v for k, v in fields.items() if v is not None}}
+
+
+class Redactor:
+    """Scrubs text: secret-like query values, authorization values, and known secret values."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        # Longest first, so a secret containing another is removed whole.
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        text = _QUERY.sub(lambda m: f"{m.group('name')}={REDACTED}", text)
+        text = _AUTH_HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+        text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+    def value(self, value: Any) -> Any:
+        """Redact strings (also inside lists, tuples and dicts); leave other values alone."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, tuple | list):
+            return type(value)(self.value(v) for v in value)
+        if isinstance(value, dict):
+            return {k: self.value(v) for k, v in value.items()}
+        return value
+
+
+class RedactingFilter(logging.Filter):
+    """Scrubs each record in place (message, arguments, structured fields); never drops one.
+
+    Attach it to handlers (not loggers) so records propagated from child loggers pass it too.
+    """
+
+    def __init__(self, secrets: Iterable[str] = (), name: str = "") -> None:
+        super().__init__(name)
+        self._redact = Redactor(secrets)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = self._redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._redact.value(a) for a in record.args)
+        elif isinstance(record.args, Mapping):
+            record.args = {k: self._redact.value(v) for k, v in record.args.items()}
+        fields = getattr(record, _FIELDS, None)
+        if isinstance(fields, dict):
+            setattr(record, _FIELDS, self._redact.value(fields))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._redact(record.exc_text)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg, then the record's fields.
+
+    uvicorn's access records become `client`, `method`, `path`, `http_version`, `status` fields.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
+        args = record.args
+        if record.name == _ACCESS_LOGGER and isinstance(args, tuple) and len(args) == 5:
+            client, method, path, version, status = args
+            line["msg"] = f"{method} {path} {status}"
+            line.update(
+                client=client, method=method, path=path, http_version=version, status=status
+            )
+        else:
+            line["msg"] = record.getMessage()
+        fields = getattr(record, _FIELDS, None)
+        if isinstance(fields, dict):
+            for key, value in fields.items():
+                line.setdefault(key, value)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exc"] = record.exc_text
+        return json.dumps(line, ensure_ascii=False, default=str, separators=(",", ":"))
+
+
+def uvicorn_log_config(
+    *,
+    secrets: Iterable[str] = (),
+    level: str = "INFO",
+    stream: IO[str] | None = None,
+) -> dict[str, Any]:
+    """A `logging.config.dictConfig` for uvicorn and `reliability`: JSON lines, redacted.
+
+    Pass it as `uvicorn.run(..., log_config=...)`. `secrets` are values to scrub wherever they
+    appear (the cron secret, the admin token, API keys, signing secrets).
+    """
+    handler: dict[str, Any] = {
+        "class": "logging.StreamHandler",
+        "formatter": "json",
+        "filters": ["redact"],
+        "stream": stream if stream is not None else sys.stderr,
+    }
+    loggers = {
+        name: {"handlers": ["json"], "level": level.upper(), "propagate": False}
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "reliability")
+    }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"redact": {"()": RedactingFilter, "secrets": list(secrets)}},
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {"json": handler},
+        "loggers": loggers,
+    }
