@@ -13,7 +13,12 @@ from collections.abc import Sequence
 
 __all__ = ["main"]
 
-_COMMANDS: tuple[str, ...] = ("harness.cli_fakes", "harness.cli_report", "harness.cli_load")
+_COMMANDS: tuple[str, ...] = (
+    "harness.cli_fakes",
+    "harness.cli_report",
+    "harness.cli_load",
+    "harness.cli_serve",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

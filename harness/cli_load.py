@@ -89,6 +89,14 @@ def register(subparsers: Any) -> None:
     )
     load.add_argument("--drain-timeout", default="60s", help="bound on the final drain")
     load.add_argument("--ready-timeout", default="30s", help="bound on process readiness")
+    load.add_argument(
+        "--cron-drain-every",
+        default="1s",
+        help="call POST /api/cron/drain this often during the run, as cron would (0: never)",
+    )
+    load.add_argument(
+        "--service-workers", type=int, default=1, help="uvicorn workers of the service"
+    )
     load.add_argument("--service-port", type=int, default=0, help="service port (default any)")
     load.add_argument("--n8n-port", type=int, default=0, help="fake n8n port (default any)")
     load.add_argument("--master-port", type=int, default=0, help="locust master port")
@@ -130,6 +138,12 @@ def _wait(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+def _interval(text: str) -> float:
+    if text.strip() in {"0", "0s"}:
+        return 0.0
+    return parse_duration(text, what="--cron-drain-every")
+
+
 def build_load_config(args: argparse.Namespace) -> LoadConfig:
     """Turn the parsed arguments into a validated `LoadConfig`; raises `LoadError`."""
     shares: dict[str, float] = {}
@@ -164,6 +178,8 @@ def build_load_config(args: argparse.Namespace) -> LoadConfig:
         wait=_wait(args.wait),
         drain_timeout=parse_duration(args.drain_timeout, what="--drain-timeout"),
         ready_timeout=parse_duration(args.ready_timeout, what="--ready-timeout"),
+        cron_drain_interval=_interval(args.cron_drain_every),
+        service_workers=args.service_workers,
         service_port=args.service_port,
         n8n_port=args.n8n_port,
         master_port=args.master_port,

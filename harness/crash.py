@@ -188,12 +188,7 @@ async def run_crash(
     if config.kills < 0 or config.rate <= 0 or config.tenants < 1:
         raise LoadError("--kills must be >= 0, --rate > 0 and --tenants >= 1")
     out = config.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    faults = config.faults_file
-    if faults is None:
-        faults = out / "run" / "crash-faults.json"
-        faults.parent.mkdir(parents=True, exist_ok=True)
-        faults.write_text(json.dumps({"seed": config.seed, **DEFAULT_FAULTS}), encoding="utf-8")
+    faults = config.faults_file or out / "run" / "crash-faults.json"
     stack_config = StackConfig(
         database_url=config.database_url,
         run_dir=out / "run",
@@ -212,6 +207,9 @@ async def run_crash(
         settings = stack.validate()
     except StackError as exc:
         raise LoadError(str(exc)) from None
+    if config.faults_file is None:
+        faults.parent.mkdir(parents=True, exist_ok=True)
+        faults.write_text(json.dumps({"seed": config.seed, **DEFAULT_FAULTS}), encoding="utf-8")
     schedule = kill_schedule(config.seed, config.kills, config.duration, 2)
     started = datetime.now(UTC)
     try:

@@ -88,6 +88,7 @@ _FAULT_BODIES: Final = {
     500: {"message": "Error in workflow"},
     503: {"code": 503, "message": "Database is not ready!"},
 }
+_STARTED: Final = b'{"message":"Workflow was started"}'
 _OUTCOME: Final = {
     "hang": "hang",
     "reset": "reset",
@@ -331,8 +332,12 @@ class FakeN8n:
         refused = self._check_auth(spec, req)
         if refused is not None:
             return refused
-        execution = workflow.execute(spec.node, _webhook_item(req, wpath, self.base_url))
-        answer = _respond(spec, execution)
+        if spec.response_mode == "onReceived":
+            # n8n answers before the run, so nothing the run does can change the answer.
+            answer = _respond(spec, None)
+        else:
+            execution = workflow.execute(spec.node, _webhook_item(req, wpath, self.base_url))
+            answer = _respond(spec, execution)
         answer.ran = True
         return answer
 
@@ -508,7 +513,7 @@ def _tenant(req: FakeRequest) -> str:
     tenant = req.header("x-tenant-id")
     if tenant is not None:
         return tenant
-    if req.body[:1] == b"{":
+    if req.body[:1] == b"{" and b'"tenant_id"' in req.body:
         try:
             body = json.loads(req.body)
         except ValueError:
@@ -538,12 +543,12 @@ def _webhook_item(req: FakeRequest, wpath: str, base_url: str) -> dict[str, Any]
     }
 
 
-def _respond(spec: WebhookSpec, execution: Execution) -> _Answer:
+def _respond(spec: WebhookSpec, execution: Execution | None) -> _Answer:
     code = spec.response_code
-    if spec.response_mode == "onReceived":
+    if spec.response_mode == "onReceived" or execution is None:
         if spec.no_response_body:
             return _Answer(code, (), b"")
-        return _json_answer(code, {"message": "Workflow was started"})
+        return _Answer(code, (("Content-Type", _JSON),), _STARTED)
     if execution.error is not None:
         return _json_answer(500, {"message": "Error in workflow"})
     if spec.response_mode == "responseNode" and execution.respond is not None:
@@ -612,7 +617,7 @@ class FakeN8nTransport(httpx.AsyncBaseTransport):
             path=request.url.path,
             query=request.url.query.decode("latin-1"),
             headers=tuple(
-                (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.headers.raw
+                (k.lower().decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
             ),
             body=body,
         )
@@ -620,9 +625,9 @@ class FakeN8nTransport(httpx.AsyncBaseTransport):
         answer = await fake.answer(req)
         fault = answer.fault if answer.entry is not None else None
         if fault is None:
-            return httpx.Response(
-                answer.status, headers=list(answer.headers), content=answer.body, request=request
-            )
+            headers = [*answer.headers, ("Content-Length", str(len(answer.body)))]
+            stream = httpx.ByteStream(answer.body)
+            return httpx.Response(answer.status, headers=headers, stream=stream, request=request)
         if fault == "hang":
             timeout = request.extensions.get("timeout", {}).get("read")
             if timeout is not None and timeout < answer.hang_for:

@@ -11,7 +11,7 @@ import math
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -124,14 +124,23 @@ class Journal:
         """Complete an entry from `begin`; the call stops counting as in flight."""
         if outcome not in OUTCOMES or outcome == "pending":
             raise ValueError(f"outcome must be one of {OUTCOMES[1:]}, got {outcome!r}")
-        done = replace(
-            entry,
-            outcome=outcome,
-            status=status,
-            fault=fault,
-            latency=latency,
-            ran=ran,
-            finished_t=self._clock.monotonic() - self._epoch,
+        e = entry
+        done = JournalEntry(
+            e.seq,
+            e.t,
+            e.monotonic,
+            e.wall,
+            e.method,
+            e.path,
+            e.tenant,
+            e.idempotency_key,
+            e.in_flight,
+            fault,
+            latency,
+            status,
+            outcome,
+            ran,
+            self._clock.monotonic() - self._epoch,
         )
         with self._lock:
             if entry.seq in self._entries:

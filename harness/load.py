@@ -10,6 +10,8 @@ in `docs/load.md`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import json
 import math
@@ -73,6 +75,7 @@ __all__ = [
     "read_stats",
     "render_table",
     "run_load",
+    "write_stats_csv",
 ]
 
 RESULTS_SCHEMA: Final = "reliability-harness/load-results"
@@ -282,22 +285,88 @@ def _num(raw: str | None) -> float:
 
 
 def read_stats(path: Path) -> list[StatRow]:
-    """Rows of locust's `<prefix>_stats.csv`."""
-    with path.open(newline="", encoding="utf-8") as fh:
-        return [
-            StatRow(
-                name=row["Name"],
-                method=row["Type"],
-                requests=int(row["Request Count"]),
-                failures=int(row["Failure Count"]),
-                rps=_num(row["Requests/s"]),
-                p50=_num(row["50%"]),
-                p95=_num(row["95%"]),
-                p99=_num(row["99%"]),
-                max=_num(row["Max Response Time"]),
+    """Final stats from locust's `--json-file` output, plus the Aggregated row.
+
+    Locust's `_stats.csv` is rewritten once a second and not at exit, so it can miss the last
+    second; the JSON is written at exit from the complete stats. Percentiles are computed from
+    its response-time histogram exactly as locust computes them; req/s over the whole run.
+    """
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise LoadError(f"cannot read locust's stats {path}: {exc}", exit_code=3) from None
+    if not isinstance(entries, list):
+        raise LoadError(f"locust's stats {path}: expected a list of entries", exit_code=3)
+    starts = [e["start_time"] for e in entries if e.get("num_requests")]
+    lasts = [e["last_request_timestamp"] for e in entries if e.get("last_request_timestamp")]
+    span = (max(lasts) - min(starts)) if starts and lasts else 0.0
+    total: dict[int, int] = {}
+    rows: list[StatRow] = []
+    for e in entries:
+        times = {int(k): int(v) for k, v in e.get("response_times", {}).items()}
+        for k, v in times.items():
+            total[k] = total.get(k, 0) + v
+        rows.append(
+            _stat_row(
+                e["name"], e["method"], e["num_requests"], e["num_failures"], times,
+                e.get("max_response_time"), span,
             )
-            for row in csv.DictReader(fh)
-        ]
+        )  # fmt: skip
+    rows.sort(key=lambda r: (r.name, r.method))
+    requests = sum(int(e["num_requests"]) for e in entries)
+    failures = sum(int(e["num_failures"]) for e in entries)
+    top = max((float(e.get("max_response_time") or 0) for e in entries), default=math.nan)
+    rows.append(_stat_row(AGGREGATED, "", requests, failures, total, top, span))
+    return rows
+
+
+def _stat_row(
+    name: str,
+    method: str,
+    requests: int,
+    failures: int,
+    times: Mapping[int, int],
+    top: float | None,
+    span: float,
+) -> StatRow:
+    return StatRow(
+        name=name,
+        method=method,
+        requests=int(requests),
+        failures=int(failures),
+        rps=requests / span if span > 0 else 0.0,
+        p50=_percentile(times, requests, 0.50),
+        p95=_percentile(times, requests, 0.95),
+        p99=_percentile(times, requests, 0.99),
+        max=math.nan if top is None or not requests else float(top),
+    )
+
+
+def _percentile(times: Mapping[int, int], requests: int, percent: float) -> float:
+    """locust's `calculate_response_time_percentile` (NaN when there is no request)."""
+    if not requests:
+        return math.nan
+    wanted = int(requests * percent)
+    seen = 0
+    for t in sorted(times, reverse=True):
+        seen += times[t]
+        if requests - seen <= wanted:
+            return float(t)
+    return 0.0
+
+
+def write_stats_csv(rows: Sequence[StatRow], path: Path) -> None:
+    """The final stats as CSV (the `stats` of results.json, one row per request name)."""
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(
+            ["name", "method", "requests", "failures", "rps", "p50", "p95", "p99", "max"]
+        )
+        for r in rows:
+            writer.writerow(
+                [r.name, r.method, r.requests, r.failures, f"{r.rps:.3f}",
+                 *(_ms(v) for v in (r.p50, r.p95, r.p99, r.max))]
+            )  # fmt: skip
 
 
 def read_history(path: Path) -> list[HistoryPoint]:
@@ -403,6 +472,8 @@ class LoadConfig:
     shares: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_SHARES))
     wait: tuple[float, float] = (0.05, 0.2)
     drain_timeout: float = 60.0
+    cron_drain_interval: float = 1.0
+    service_workers: int = 1
     ready_timeout: float = 30.0
     service_port: int = 0
     n8n_port: int = 0
@@ -422,10 +493,12 @@ class LoadConfig:
             "concurrency_limit": self.concurrency_limit,
             "seed": self.seed,
             "user_classes": list(self.user_classes),
-            "shares": dict(self.shares),
+            "shares": {**DEFAULT_SHARES, **self.shares},
             "wait_s": list(self.wait),
             "faults": None if self.faults_file is None else str(self.faults_file),
             "drain_timeout_s": self.drain_timeout,
+            "cron_drain_interval_s": self.cron_drain_interval,
+            "service_workers": self.service_workers,
             "locustfile": str(self.locustfile),
             "settings": dict(self.settings),
         }
@@ -490,6 +563,7 @@ def _stack_config(config: LoadConfig) -> StackConfig:
         faults_file=config.faults_file,
         service_port=config.service_port,
         n8n_port=config.n8n_port,
+        service_workers=config.service_workers,
         settings=config.settings,
         ready_timeout=config.ready_timeout,
         keep_schema=config.keep_schema,
@@ -565,6 +639,12 @@ async def run_load(
     clock = clock or SystemClock()
     say = log or (lambda message: print(message, file=sys.stderr, flush=True))
     validate(config)
+    supervisor = Supervisor(config.out_dir / "logs", on_event=say)
+    stack = Stack(_stack_config(config), supervisor, clock=clock, log=say)
+    try:
+        settings = stack.validate()
+    except StackError as exc:
+        raise LoadError(str(exc)) from None
     out = config.out_dir
     out.mkdir(parents=True, exist_ok=True)
     prefix = out / "locust"
@@ -578,12 +658,6 @@ async def run_load(
     accepted_dir.mkdir(exist_ok=True)
     master_port = config.master_port or free_port()
 
-    supervisor = Supervisor(out / "logs", on_event=say)
-    stack = Stack(_stack_config(config), supervisor, clock=clock, log=say)
-    try:
-        settings = stack.validate()
-    except StackError as exc:
-        raise LoadError(str(exc)) from None
     started = datetime.now(UTC)
     try:
         try:
@@ -591,7 +665,7 @@ async def run_load(
         except StackError as exc:
             raise LoadError(str(exc), exit_code=3) from None
         await stack.reset_fake()
-        timeline = await _run_locust(
+        record = await _run_locust(
             config, stack, supervisor, clock, prefix, accepted_dir, master_port, say
         )
         say("locust finished; draining the outbox")
@@ -618,10 +692,11 @@ async def run_load(
     finally:
         await stack.aclose()
 
-    stats_path = prefix.with_name("locust_stats.csv")
+    stats_path = prefix.with_name("locust_stats.json")
     if not stats_path.is_file():
         raise LoadError(f"locust wrote no stats ({stats_path}); see {out / 'logs'}", exit_code=3)
     stats = read_stats(stats_path)
+    write_stats_csv(stats, out / "stats.csv")
     history = read_history(prefix.with_name("locust_stats_history.csv"))
     threshold_results = evaluate_thresholds(stats, config.thresholds)
     passed = all(t.passed for t in threshold_results) and all(i.passed for i in invariants)
@@ -636,7 +711,8 @@ async def run_load(
         "thresholds": config.thresholds.to_json(),
         "stats": [_stat_json(r) for r in stats],
         "history": [_clean(asdict(p)) for p in history],
-        "timeline": timeline,
+        "timeline": record.timeline,
+        "cron_drains": record.drains_json(),
         "drain": {
             "calls": drain.calls,
             "totals": dict(drain.totals),
@@ -699,8 +775,9 @@ async def _run_locust(
     accepted_dir: Path,
     master_port: int,
     say: Callable[[str], None],
-) -> list[dict[str, Any]]:
-    """Run locust (master + workers, or one process) to its end; sample the service meanwhile."""
+) -> _Record:
+    """Run locust (master + workers, or one process) to its end; meanwhile sample the service
+    once a second and call drain like the external cron does."""
 
     env = child_env(_locust_env(config, stack, accepted_dir))
     classes = [USER_CLASSES[c] for c in config.user_classes]
@@ -759,22 +836,29 @@ async def _run_locust(
         f"locust: {config.users} users, spawn rate {config.spawn_rate:g}/s, "
         f"{config.duration:g}s, {config.workers or 'no'} workers, against {stack.service_url()}"
     )
-    timeline: list[dict[str, Any]] = []
+    record = _Record()
     began = clock.monotonic()
     limit = config.duration + 30 + (30 if config.workers else 0) + config.users / config.spawn_rate
     next_sample = began
-    async with httpx.AsyncClient(timeout=2.0) as http:
-        while master.alive():
-            now = clock.monotonic()
-            if now - began > limit:
-                raise LoadError(
-                    f"locust did not finish within {limit:.0f}s; see {master.log_path}", exit_code=3
-                )
-            if now >= next_sample:
-                timeline.append(await _sample(stack, http, round(now - began, 2)))
-                next_sample += 1.0
-            await clock.sleep(0.1)
-    timeline.append(await _sample(stack, http=None, t=round(clock.monotonic() - began, 2)))
+    cron = asyncio.create_task(_cron_drains(stack, clock, config.cron_drain_interval, record))
+    try:
+        async with httpx.AsyncClient(timeout=2.0) as http:
+            while master.alive():
+                now = clock.monotonic()
+                if now - began > limit:
+                    raise LoadError(
+                        f"locust did not finish within {limit:.0f}s; see {master.log_path}",
+                        exit_code=3,
+                    )
+                if now >= next_sample:
+                    record.timeline.append(await _sample(stack, http, round(now - began, 2)))
+                    next_sample += 1.0
+                await clock.sleep(0.1)
+    finally:
+        cron.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await cron
+    record.timeline.append(await _sample(stack, http=None, t=round(clock.monotonic() - began, 2)))
     for proc in supervisor.processes:
         if proc.name == "locust-worker":
             supervisor.stop(proc)
@@ -784,7 +868,43 @@ async def _run_locust(
             f"({master.log_path}):\n{master.tail()}",
             exit_code=3,
         )
-    return timeline
+    return record
+
+
+@dataclass
+class _Record:
+    """What the runner saw while locust ran: the service timeline and the cron drains."""
+
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    drain_calls: int = 0
+    drain_errors: int = 0
+    drain_totals: dict[str, int] = field(default_factory=dict)
+    last_error: str | None = None
+
+    def drains_json(self) -> dict[str, Any]:
+        return {
+            "calls": self.drain_calls,
+            "errors": self.drain_errors,
+            "totals": dict(self.drain_totals),
+            "last_error": self.last_error,
+        }
+
+
+async def _cron_drains(stack: Stack, clock: Clock, interval: float, record: _Record) -> None:
+    """The external scheduler's `POST /api/cron/drain`, every `interval` seconds (0: never)."""
+    if interval <= 0:
+        return
+    while True:
+        await clock.sleep(interval)
+        try:
+            counts = await stack.drain()
+        except (httpx.HTTPError, StackError) as exc:
+            record.drain_errors += 1
+            record.last_error = str(exc)[:300]
+            continue
+        record.drain_calls += 1
+        for key, value in counts.items():
+            record.drain_totals[key] = record.drain_totals.get(key, 0) + value
 
 
 _METRIC = re.compile(r"^(?P<name>[a-z_]+)\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)$")

@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,8 +68,8 @@ _SERVICE_DEFAULTS: Final[Mapping[str, str]] = {
     "N8N_BASE_DELAY_MS": "200",
     "N8N_MAX_DELAY_MS": "2000",
     "N8N_BACKOFF_STRATEGY": "full",
-    "N8N_CIRCUIT_BREAKER_THRESHOLD": "10",
-    "N8N_CIRCUIT_BREAKER_WINDOW_MS": "10000",
+    "N8N_CIRCUIT_BREAKER_THRESHOLD": "20",
+    "N8N_CIRCUIT_BREAKER_WINDOW_MS": "5000",
     "N8N_CIRCUIT_BREAKER_RECOVERY_MS": "2000",
     "N8N_CONNECT_TIMEOUT_MS": "1000",
     "N8N_READ_TIMEOUT_MS": "2000",
@@ -323,6 +324,7 @@ class StackConfig:
     service_port: int = 0
     n8n_port: int = 0
     instances: int = 1
+    service_workers: int = 1
     settings: Mapping[str, str] = field(default_factory=dict)
     ready_timeout: float = 30.0
     keep_schema: bool = False
@@ -425,15 +427,20 @@ class Stack:
                 raise StackError("--service-port: only with one service instance")
         if self.config.n8n_port:
             ensure_port_free(self.config.n8n_port, what="--n8n-port")
-        self.config.run_dir.mkdir(parents=True, exist_ok=True)
-        probe = self.config.run_dir / "tenants.check.json"
-        probe.write_text(json.dumps(self.tenants_json()), encoding="utf-8")
-        try:
-            return load_settings(self.service_env(), tenants_file=probe)
-        except ConfigError as exc:
-            raise StackError(f"service settings: {exc}") from None
-        finally:
-            probe.unlink(missing_ok=True)
+        for key, value in self.service_env().items():
+            if "'" in value or "\n" in value:
+                raise StackError(f"service settings: {key}: a value cannot hold ' or a newline")
+        if self.config.service_workers < 1:
+            raise StackError(
+                f"--service-workers: need at least 1, got {self.config.service_workers}"
+            )
+        with tempfile.TemporaryDirectory(prefix="rh-check-") as tmp:
+            probe = Path(tmp) / "tenants.json"
+            probe.write_text(json.dumps(self.tenants_json()), encoding="utf-8")
+            try:
+                return load_settings(self.service_env(), tenants_file=probe)
+            except ConfigError as exc:
+                raise StackError(f"service settings: {exc}") from None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -461,7 +468,7 @@ class Stack:
 
     def _write_files(self) -> None:
         self.config.run_dir.mkdir(parents=True, exist_ok=True)
-        lines = [f"{k}={json.dumps(v)}" for k, v in sorted(self.service_env().items())]
+        lines = [f"{k}='{v}'" for k, v in sorted(self.service_env().items())]
         self.env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
         self.env_file.chmod(0o600)
         self.tenants_file.write_text(json.dumps(self.tenants_json(), indent=2), encoding="utf-8")
@@ -481,6 +488,11 @@ class Stack:
             str(self.tenants_file),
             "--database-url",
             self.db_url,
+            "--workers",
+            str(self.config.service_workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
         )
         proc = self.supervisor.start(f"service-{index}", argv, env=child_env())
         self._service_procs[index] = proc

@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -32,7 +32,7 @@ _SENSITIVE_PARAMS = ("secret", "token", "access_token", "api_key", "apikey", "pa
 _QUERY = re.compile(
     r"(?i)(?P<name>(?:^|[?&;])(?:" + "|".join(_SENSITIVE_PARAMS) + r"))=(?P<value>[^&;#\s\"']*)"
 )
-_AUTH_HEADER = re.compile(r"(?i)(authorization\s*[:=]\s*)(\"?)[^\"\r\n,}]*")
+_AUTH_HEADER = re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*)([\"']?)[^\"'\r\n,}]*")
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',}]+")
 _FIELDS = "fields"
 _ACCESS_LOGGER = "uvicorn.access"
@@ -81,12 +81,18 @@ class RedactingFilter(logging.Filter):
         self._redact = Redactor(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = self._redact(record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(self._redact.value(a) for a in record.args)
-        elif isinstance(record.args, Mapping):
-            record.args = {k: self._redact.value(v) for k, v in record.args.items()}
+        args = record.args
+        if record.name == _ACCESS_LOGGER and isinstance(args, tuple):
+            # uvicorn's access formatters unpack the arguments: keep their shape.
+            record.args = tuple(self._redact.value(a) for a in args)
+        else:
+            # Render first, then scrub: a pattern may span the format string and its arguments.
+            try:
+                message = record.getMessage()
+            except (TypeError, ValueError):
+                message = f"{record.msg!s} {args!r}"
+            record.msg = self._redact(message)
+            record.args = None
         fields = getattr(record, _FIELDS, None)
         if isinstance(fields, dict):
             setattr(record, _FIELDS, self._redact.value(fields))

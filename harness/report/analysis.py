@@ -6,6 +6,8 @@ the comparison tables and figures in the results; nothing here is a hard-coded m
 
 from __future__ import annotations
 
+import itertools
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from harness.report.model import (
     Scenario,
     TimePoint,
 )
-from harness.report.svg import fmt_duration, fmt_num
+from harness.report.svg import fmt_duration, fmt_num, time_step
 
 __all__ = [
     "STRATEGY_ORDER",
@@ -30,15 +32,16 @@ __all__ = [
     "Finding",
     "StrategyDelays",
     "Totals",
+    "arrival_bucket",
     "arrival_lines",
     "arrival_variants",
+    "breaker_lanes",
     "bucket_table",
     "delays_by_strategy",
     "findings",
-    "breaker_lanes",
     "humanize",
-    "row_label",
     "numeric_columns",
+    "row_label",
     "totals",
 ]
 
@@ -176,6 +179,16 @@ def arrival_lines(points: Sequence[TimePoint]) -> list[tuple[str, list[tuple[flo
     return [(", ".join(x for x in k if x), sorted(groups[k])) for k in keys]
 
 
+def arrival_bucket(points: Sequence[TimePoint]) -> float:
+    """Seconds per arrivals bucket: as recorded, else the smallest gap between bucket starts."""
+    recorded = {p.bucket for p in points if p.bucket is not None and p.bucket > 0}
+    if recorded:
+        return max(recorded)
+    ts = sorted({p.t for p in points})
+    gaps = [b - a for a, b in itertools.pairwise(ts) if b - a > _EPS]
+    return max(min(gaps), 1.0) if gaps else 1.0
+
+
 def arrival_variants(points: Sequence[TimePoint]) -> list[str]:
     """The distinct variants ("" when none was recorded), sorted."""
     return sorted({p.variant for p in points})
@@ -200,14 +213,16 @@ def bucket_table(
             (fmt_duration(t, span), *(fmt_num(m[t]) if t in m else "" for m in lookup)) for t in ts
         )
         return BucketTable(columns=(time_label, *names), rows=rows, exact=True)
-    width = span / max_rows
+    width = time_step(span, max_rows)
+    first = math.floor(ts[0] / width) * width
+    n = math.floor((ts[-1] - first) / width) + 1
     rows_l: list[tuple[str, ...]] = []
-    for b in range(max_rows):
-        lo = ts[0] + b * width
-        hi = ts[0] + (b + 1) * width
+    for b in range(n):
+        lo = first + b * width
+        hi = first + (b + 1) * width
         cells: list[str] = []
         for _, pts in lines:
-            vs = [v for t, v in pts if lo <= t < hi or (b == max_rows - 1 and t == hi)]
+            vs = [v for t, v in pts if lo <= t < hi]
             if not vs:
                 cells.append("")
             elif stat == "max":
@@ -386,8 +401,9 @@ def _herd_finding(report: Report) -> Finding:
             key=lambda r: (-(_num(r[peak]) or 0.0), row_label(c, r)),
         )
         if ranked:
-            order = ", ".join(f"{row_label(c, r)} {fmt_num(_num(r[peak]) or 0.0)}" for r in ranked)
-            seed_words += f" Peak arrivals per second at n8n, worst first: {order}."
+            order = ", ".join(f"{_name(r)} {fmt_num(_num(r[peak]) or 0.0)}" for r in ranked)
+            cond = " (retry budget off)" if budget is not None else ""
+            seed_words += f" Peak arrivals per second at n8n{cond}, worst first: {order}."
             names = [_name(r) for r in ranked]
             worst, best = names[0], set(names[-2:])
             if "none" in names and {"full", "decorrelated"} <= set(names):
@@ -453,6 +469,7 @@ def _secret_finding(report: Report) -> Finding:
             "user exercises the endpoint (run `reliability-harness load` and add its results).",
             measured=False,
         )
+    fixed_words += " Measured: " + "; ".join(f"{w}: {v}" for w, v in evidence) + "."
     return Finding(
         "cron-secret", title, seed_words, fixed_words, tuple(evidence), "; ".join(sources), True
     )
@@ -475,7 +492,10 @@ def _dlq_finding(report: Report) -> Finding | None:
             if "ttl" in k.lower() or "dlq" in k.lower():
                 evidence.append((humanize(k), fmt_num(v)))
         ttl = [i for i in s.invariants if "ttl" in i.name.lower() or "dlq" in i.name.lower()]
-        held = ", ".join(f"{i.name} {'held' if i.passed else 'BROKEN'}" for i in ttl)
+        held = ", ".join(
+            [f"{w} {v}" for w, v in evidence]
+            + [f"{i.name} {'held' if i.passed else 'BROKEN'}" for i in ttl]
+        )
         return Finding(
             "dlq-timer",
             "DLQ expiry: no hourly timer needed",

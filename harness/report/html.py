@@ -62,7 +62,7 @@ table { border-collapse: collapse; margin: 6px 0 12px; font-size: 0.9rem; }
 caption { text-align: left; font-weight: 600; padding: 4px 0; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top; }
 thead th { background: #f0f0f0; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .finding { border-left: 4px solid #0072B2; padding: 4px 14px; margin: 14px 0; background: #f8fbfd; }
 .finding.unmeasured { border-left-color: #999; }
 .source { color: #444; font-size: 0.9rem; }
@@ -115,7 +115,7 @@ class _Ids:
 
 
 def _e(s: object) -> str:
-    return escape(str(s), quote=True)
+    return escape(svg.clean(s), quote=True)
 
 
 def _verdict(passed: bool, yes: str = "held", no: str = "broken") -> str:
@@ -221,7 +221,7 @@ def _findings(fs: Sequence[an.Finding]) -> Iterator[str]:
 
 def _md_code(text: str) -> str:
     """Escape, then render `backticked` spans as code."""
-    parts = escape(text, quote=True).split("`")
+    parts = _e(text).split("`")
     return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
 
 
@@ -441,8 +441,8 @@ def _breakers(s: Scenario, ids: _Ids) -> Iterator[str]:
                 tenant,
                 str(len(segs)),
                 str(opens),
-                svg.fmt_duration(open_t, end),
-                svg.fmt_duration(half_t, end),
+                svg.fmt_duration(open_t),
+                svg.fmt_duration(half_t),
                 seq,
             ]
         )
@@ -509,10 +509,13 @@ def _arrivals(s: Scenario, ids: _Ids) -> Iterator[str]:
     several = herd or len({p.group for p in s.series.arrivals}) > 1
     what = " per jitter strategy" if several else ""
     yield f"<h3>Arrivals per second at n8n{what}</h3>"
-    end = max([s.simulated_seconds, *(p.t for p in s.series.arrivals)])
+    bucket = an.arrival_bucket(s.series.arrivals)
+    per = f", averaged over {svg.fmt_duration(bucket)} buckets" if bucket > 1 else ""
+    end = max([s.simulated_seconds, *(p.t + bucket for p in s.series.arrivals)])
     for variant in an.arrival_variants(s.series.arrivals):
         points = [p for p in s.series.arrivals if p.variant == variant]
-        named = [(g or "arrivals", pts) for g, pts in an.arrival_lines(points)]
+        counts = [(g or "arrivals", pts) for g, pts in an.arrival_lines(points)]
+        named = [(g, [(t, v / bucket) for t, v in pts]) for g, pts in counts]
         where = f" ({variant})" if variant else ""
         if variant:
             yield f"<h4>Retry budget {_e(variant.removeprefix('budget '))}</h4>"
@@ -520,7 +523,7 @@ def _arrivals(s: Scenario, ids: _Ids) -> Iterator[str]:
             chart_id=ids.chart(),
             title=f"Calls arriving at n8n per second in {s.name}{where}",
             desc=(
-                "Arrivals per second over simulated time"
+                f"Arrivals per second over simulated time{per}"
                 + (", one line per jitter strategy" if len(named) > 1 else "")
                 + "; a tall narrow spike is a herd retrying in lockstep. Peaks: "
                 + ", ".join(f"{g} {svg.fmt_num(max(v for _, v in pts))}/s" for g, pts in named)
@@ -538,12 +541,12 @@ def _arrivals(s: Scenario, ids: _Ids) -> Iterator[str]:
             [
                 [
                     g,
-                    svg.fmt_num(max(v for _, v in pts)),
-                    svg.fmt_duration(max(pts, key=lambda p: (p[1], -p[0]))[0], end),
+                    svg.fmt_num(max(v for _, v in rates)),
+                    svg.fmt_duration(max(rates, key=lambda p: (p[1], -p[0]))[0], end),
                     svg.fmt_num(sum(v for _, v in pts)),
                     svg.fmt_duration(max((t for t, v in pts if v > 0), default=0.0), end),
                 ]
-                for g, pts in named
+                for (g, pts), (_, rates) in zip(counts, named, strict=True)
             ],
             numeric=(1, 2, 3, 4),
         )
@@ -554,7 +557,7 @@ def _arrivals(s: Scenario, ids: _Ids) -> Iterator[str]:
             bt.rows,
             numeric=range(1, len(bt.columns)),
         )
-        yield _pair(chart, summary + table, f"Arrivals per second at n8n{where}.")
+        yield _pair(chart, summary + table, f"Arrivals per second at n8n{where}{per}.")
 
 
 def _comparison(s: Scenario, c: Comparison, ids: _Ids) -> Iterator[str]:
@@ -571,10 +574,22 @@ def _comparison(s: Scenario, c: Comparison, ids: _Ids) -> Iterator[str]:
         numeric=nums,
     )
     labels = [an.row_label(c, r) for r in c.rows]
+    keys = [i for i in range(len(c.columns)) if i not in nums]
     charts: list[str] = []
     for i in nums:
-        vals = [float(v) if isinstance(v, int | float) else 0.0 for v in (r[i] for r in c.rows)]
         col = an.humanize(c.columns[i])
+        vals = [_as_float(r[i]) for r in c.rows]
+        if len(keys) == 2:
+            # Two label columns (strategy x budget): groups of bars, one bar per second key.
+            cats = list(dict.fromkeys(_key_text(c, keys[0], r) for r in c.rows))
+            subs = list(dict.fromkeys(_key_text(c, keys[1], r) for r in c.rows))
+            cell = {
+                (_key_text(c, keys[0], r), _key_text(c, keys[1], r)): _as_float(r[i])
+                for r in c.rows
+            }
+            series = [(sub, [cell.get((cat, sub), 0.0) for cat in cats]) for sub in subs]
+        else:
+            cats, series = labels, [(col, vals)]
         charts.append(
             svg.bar_chart(
                 chart_id=ids.chart(),
@@ -582,8 +597,8 @@ def _comparison(s: Scenario, c: Comparison, ids: _Ids) -> Iterator[str]:
                 desc=f"{col}: "
                 + ", ".join(f"{lb} {svg.fmt_num(v)}" for lb, v in zip(labels, vals, strict=True))
                 + ".",
-                categories=labels,
-                series=[(col, vals)],
+                categories=cats,
+                series=series,
                 y_label=col,
             )
         )
@@ -591,8 +606,7 @@ def _comparison(s: Scenario, c: Comparison, ids: _Ids) -> Iterator[str]:
         yield table
         return
     yield _pair(charts[0], table, f"{an.humanize(c.columns[nums[0]])} per variant.")
-    rest = charts[1:]
-    for ch, i in zip(rest, nums[1:], strict=True):
+    for ch, i in zip(charts[1:], nums[1:], strict=True):
         col = an.humanize(c.columns[i])
         small = _table(
             f"{col} per variant",
@@ -601,6 +615,17 @@ def _comparison(s: Scenario, c: Comparison, ids: _Ids) -> Iterator[str]:
             numeric=(1,),
         )
         yield _pair(ch, small, f"{col} per variant.")
+
+
+def _as_float(v: object) -> float:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else 0.0
+
+
+def _key_text(c: Comparison, i: int, row: Sequence[object]) -> str:
+    v = row[i]
+    if isinstance(v, bool):
+        return f"{an.humanize(c.columns[i])} {'on' if v else 'off'}"
+    return "" if v is None else str(v)
 
 
 def _load(lr: LoadResults, n: int, ids: _Ids, slug: str) -> Iterator[str]:

@@ -76,9 +76,11 @@ def _scenario(s: Scenario) -> dict[str, Any]:
         "arrivals": [
             {
                 "line": g,
-                "peak_per_second": max((v for _, v in pts), default=0.0),
+                "bucket_seconds": bucket,
+                "peak_per_second": max((v for _, v in pts), default=0.0) / bucket,
                 "total": sum(v for _, v in pts),
             }
+            for bucket in [an.arrival_bucket(s.series.arrivals)]
             for g, pts in an.arrival_lines(s.series.arrivals)
         ],
         "comparison": None

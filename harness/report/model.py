@@ -97,6 +97,8 @@ class TimePoint:
     value: float
     group: str = ""
     variant: str = ""
+    bucket: float | None = None
+    """Seconds the value was counted over (arrivals), when the producer recorded it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,6 +437,7 @@ def _points(
                 value=r.num(e, value, ek),
                 group=r.str_(e, "strategy", ek, default=""),
                 variant="" if budget is None else ("budget on" if budget else "budget off"),
+                bucket=None if e.get("bucket") is None else r.num(e, "bucket", ek),
             )
         )
     return tuple(out)

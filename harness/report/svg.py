@@ -20,13 +20,17 @@ __all__ = [
     "Line",
     "RangeItem",
     "bar_chart",
+    "clean",
     "fmt_duration",
     "fmt_num",
     "histogram",
     "line_chart",
+    "nice_step",
     "nice_ticks",
     "range_chart",
     "thin",
+    "time_step",
+    "time_ticks",
     "timeline_chart",
 ]
 
@@ -99,34 +103,61 @@ def fmt_num(v: float | None) -> str:
     return f"{v:.3g}"
 
 
+def _time_unit(ref: float) -> tuple[float, str]:
+    ref = abs(ref)
+    if ref >= 2 * 86400:
+        return 86400.0, "d"
+    if ref >= 2 * 3600:
+        return 3600.0, "h"
+    if ref >= 120:
+        return 60.0, "min"
+    return 1.0, "s"
+
+
 def fmt_duration(seconds: float, span: float | None = None) -> str:
     """Seconds as s/min/h/d, the unit chosen by `span` (default: the value itself)."""
-    ref = abs(span if span is not None else seconds)
-    if ref >= 2 * 86400:
-        return f"{fmt_num(seconds / 86400)} d"
-    if ref >= 2 * 3600:
-        return f"{fmt_num(seconds / 3600)} h"
-    if ref >= 120:
-        return f"{fmt_num(seconds / 60)} min"
-    return f"{fmt_num(seconds)} s"
+    size, unit = _time_unit(span if span is not None else seconds)
+    return f"{fmt_num(seconds / size)} {unit}"
+
+
+def nice_step(raw: float) -> float:
+    """The smallest 1/2/2.5/5 x 10^k not below `raw` (> 0)."""
+    if raw <= 0 or not math.isfinite(raw):
+        return 1.0
+    mag: float = 10.0 ** math.floor(math.log10(raw))
+    return next(m * mag for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * mag >= raw * (1 - 1e-12))
+
+
+def time_step(span: float, count: int) -> float:
+    """A round bucket width (seconds) giving at most about `count` buckets over `span`."""
+    size, _ = _time_unit(span)
+    return nice_step(span / size / max(count, 1)) * size
+
+
+def time_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """Tick values (in seconds) that are round in the unit the span is shown in."""
+    size, _ = _time_unit(hi - lo)
+    return [t * size for t in nice_ticks(lo / size, hi / size, count)]
 
 
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    """Round tick values covering [lo, hi]."""
+    """Round tick values inside [lo, hi], about `count` of them (at least one)."""
     if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
         return [lo]
     raw = (hi - lo) / max(count, 1)
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    start = math.ceil(lo / step - 1e-9) * step
-    ticks: list[float] = []
-    v = start
-    for _ in range(count * 3):
-        if v > hi + step * 1e-9:
-            break
-        ticks.append(round(v, 10))
-        v += step
-    return ticks
+    for shrink in (1.0, 2.0, 4.0, 10.0):
+        step = nice_step(raw / shrink)
+        start = math.ceil(lo / step - 1e-9) * step
+        ticks: list[float] = []
+        v = start
+        for _ in range(count * 12 + 1):
+            if v > hi + step * 1e-9:
+                break
+            ticks.append(round(v, 10))
+            v += step
+        if ticks:
+            return ticks
+    return [lo]
 
 
 def thin(points: Sequence[tuple[float, float]], limit: int = 600) -> list[tuple[float, float]]:
@@ -143,6 +174,22 @@ def thin(points: Sequence[tuple[float, float]], limit: int = 600) -> list[tuple[
         for i in sorted({lo, hi}):
             out.append(chunk[i])
     return out
+
+
+_CONTROL: Final = dict.fromkeys(
+    [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0xFFFE, 0xFFFF], None
+)
+
+
+def clean(text: object) -> str:
+    """Text safe in XML and HTML: control characters dropped, line breaks and tabs as spaces."""
+    s = str(text).translate(_CONTROL)
+    s = s.replace("\r\n", " ").replace("\n", " ").replace("\r", " ").replace("\t", " ")
+    return s.encode("utf-8", "replace").decode("utf-8")
+
+
+def _esc(text: object) -> str:
+    return escape(clean(text), quote=True)
 
 
 def _f(v: float) -> str:
@@ -177,9 +224,9 @@ def _open(chart_id: str, title: str, desc: str, height: int = _H) -> list[str]:
     return [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{chart_id}" '
         f'viewBox="0 0 {_W} {height}" width="{_W}" height="{height}" role="img" '
-        f'aria-label="{escape(title)}" aria-describedby="{chart_id}-desc">',
-        f'<title id="{chart_id}-title">{escape(title)}</title>',
-        f'<desc id="{chart_id}-desc">{escape(desc)}</desc>',
+        f'aria-label="{_esc(title)}" aria-describedby="{chart_id}-desc">',
+        f'<title id="{chart_id}-title">{_esc(title)}</title>',
+        f'<desc id="{chart_id}-desc">{_esc(desc)}</desc>',
         f'<rect x="0" y="0" width="{_W}" height="{height}" fill="#ffffff"/>',
     ]
 
@@ -194,7 +241,12 @@ def _axes(
     y_fmt: str = "num",
 ) -> list[str]:
     out = ['<g class="axes" font-size="11" fill="#222" font-family="sans-serif">']
-    for t in nice_ticks(fr.y0, fr.y1):
+    y_ticks = (
+        []
+        if y_fmt == "none"
+        else (time_ticks(fr.y0, fr.y1) if y_fmt == "time" else nice_ticks(fr.y0, fr.y1))
+    )
+    for t in y_ticks:
         y = fr.y(t)
         out.append(
             f'<line x1="{_f(fr.px0)}" y1="{_f(y)}" x2="{_f(fr.px1)}" y2="{_f(y)}" '
@@ -203,7 +255,7 @@ def _axes(
         label = fmt_duration(t, fr.y1 - fr.y0) if y_fmt == "time" else fmt_num(t)
         out.append(f'<text x="{_f(fr.px0 - 6)}" y="{_f(y + 4)}" text-anchor="end">{label}</text>')
     if x_ticks:
-        for t in nice_ticks(fr.x0, fr.x1):
+        for t in time_ticks(fr.x0, fr.x1) if x_time else nice_ticks(fr.x0, fr.x1):
             x = fr.x(t)
             out.append(
                 f'<line x1="{_f(x)}" y1="{_f(fr.py0)}" x2="{_f(x)}" y2="{_f(fr.py0 + 4)}" '
@@ -223,12 +275,12 @@ def _axes(
     )
     out.append(
         f'<text x="{_f((fr.px0 + fr.px1) / 2)}" y="{_f(fr.height - 6)}" '
-        f'text-anchor="middle">{escape(x_label)}</text>'
+        f'text-anchor="middle">{_esc(x_label)}</text>'
     )
     cy = (fr.py0 + fr.py1) / 2
     out.append(
         f'<text x="12" y="{_f(cy)}" text-anchor="middle" '
-        f'transform="rotate(-90 12 {_f(cy)})">{escape(y_label)}</text>'
+        f'transform="rotate(-90 12 {_f(cy)})">{_esc(y_label)}</text>'
     )
     out.append("</g>")
     return out
@@ -246,7 +298,7 @@ def _legend(items: Sequence[tuple[str, str, str]], y: float) -> list[str]:
             f'<line x1="{x}" y1="{_f(yy - 4)}" x2="{x + 22}" y2="{_f(yy - 4)}" '
             f'stroke="{colour}" stroke-width="3"{d}/>'
         )
-        out.append(f'<text x="{x + 28}" y="{_f(yy)}">{escape(label)}</text>')
+        out.append(f'<text x="{x + 28}" y="{_f(yy)}">{_esc(label)}</text>')
     out.append("</g>")
     return out
 
@@ -259,7 +311,7 @@ def _empty(chart_id: str, title: str, desc: str, message: str) -> str:
     out = _open(chart_id, title, desc, 60)
     out.append(
         f'<text x="{_W // 2}" y="34" text-anchor="middle" font-size="13" '
-        f'font-family="sans-serif" fill="#444">{escape(message)}</text>'
+        f'font-family="sans-serif" fill="#444">{_esc(message)}</text>'
     )
     out.append("</svg>")
     return "\n".join(out)
@@ -296,7 +348,7 @@ def line_chart(
         out.append(
             f'<line class="marker" x1="{_f(x)}" y1="{_f(fr.py0)}" x2="{_f(x)}" '
             f'y2="{_f(fr.py1)}" stroke="#555" stroke-width="1" stroke-dasharray="3 3">'
-            f"<title>{escape(m.label)}</title></line>"
+            f"<title>{_esc(m.label)}</title></line>"
         )
     for i, ln in enumerate(drawn):
         pts = thin(ln.points)
@@ -314,7 +366,7 @@ def line_chart(
         d = f' stroke-dasharray="{dash}"' if dash else ""
         out.append(
             f'<polyline class="series" fill="none" stroke="{colour}" stroke-width="2"{d} '
-            f'points="{" ".join(coords)}"><title>{escape(ln.label)}</title></polyline>'
+            f'points="{" ".join(coords)}"><title>{_esc(ln.label)}</title></polyline>'
         )
     if len(drawn) > 1:
         out += _legend(
@@ -363,7 +415,7 @@ def histogram(
         )
         out.append(
             f'<text x="{_f(x + 3)}" y="{_f(fr.py1 + 10)}" font-size="11" '
-            f'font-family="sans-serif" fill="{PALETTE[1]}">{escape(b.label)}</text>'
+            f'font-family="sans-serif" fill="{PALETTE[1]}">{_esc(b.label)}</text>'
         )
     out.append("</svg>")
     return "\n".join(out)
@@ -393,7 +445,7 @@ def range_chart(
         out.append(
             f'<rect class="bounds" x="{_f(cx - w / 2)}" y="{_f(y_hi)}" width="{_f(w)}" '
             f'height="{_f(max(y_lo - y_hi, 1))}" fill="#eef4fa" stroke="{PALETTE[0]}" '
-            f'stroke-width="1.5" stroke-dasharray="4 2"><title>attempt {escape(it.label)}: '
+            f'stroke-width="1.5" stroke-dasharray="4 2"><title>attempt {_esc(it.label)}: '
             f"bounds {fmt_duration(it.low)} to {fmt_duration(it.high)}</title></rect>"
         )
         colour = PALETTE[1] if it.outside else "#222"
@@ -401,12 +453,12 @@ def range_chart(
         out.append(
             f'<rect class="observed" x="{_f(cx - 3)}" y="{_f(o_hi)}" width="6" '
             f'height="{_f(max(o_lo - o_hi, 1.5))}" fill="{colour}"><title>attempt '
-            f"{escape(it.label)}: observed {fmt_duration(it.observed_min)} to "
+            f"{_esc(it.label)}: observed {fmt_duration(it.observed_min)} to "
             f"{fmt_duration(it.observed_max)}, {it.outside} outside</title></rect>"
         )
         out.append(
             f'<text x="{_f(cx)}" y="{_f(fr.py0 + 16)}" text-anchor="middle" font-size="11" '
-            f'font-family="sans-serif" fill="#222">{escape(it.label)}</text>'
+            f'font-family="sans-serif" fill="#222">{_esc(it.label)}</text>'
         )
     out += [
         '<g class="legend" font-size="11" font-family="sans-serif" fill="#222">',
@@ -453,8 +505,8 @@ def bar_chart(
             colour = PALETTE[si % len(PALETTE)]
             out.append(
                 f'<rect class="bar" x="{_f(x + 1)}" y="{_f(y)}" width="{_f(bw - 2)}" '
-                f'height="{_f(max(y0 - y, 0.5))}" fill="{colour}"><title>{escape(cat)}, '
-                f"{escape(name)}: {fmt_num(v)}</title></rect>"
+                f'height="{_f(max(y0 - y, 0.5))}" fill="{colour}"><title>{_esc(cat)}, '
+                f"{_esc(name)}: {fmt_num(v)}</title></rect>"
             )
             out.append(
                 f'<text x="{_f(x + bw / 2)}" y="{_f(y - 3)}" text-anchor="middle" '
@@ -465,7 +517,7 @@ def bar_chart(
             out.append(
                 f'<text x="{_f(fr.px0 + slot * (ci + 0.5))}" y="{_f(fr.py0 + 14 + 13 * li)}" '
                 f'text-anchor="middle" font-size="11" font-family="sans-serif" '
-                f'fill="#222">{escape(w)}</text>'
+                f'fill="#222">{_esc(w)}</text>'
             )
     if len(series) > 1:
         out.append('<g class="legend" font-size="11" font-family="sans-serif" fill="#222">')
@@ -477,7 +529,7 @@ def bar_chart(
                 f'<rect x="{x}" y="{y - 9}" width="12" height="10" '
                 f'fill="{PALETTE[si % len(PALETTE)]}"/>'
             )
-            out.append(f'<text x="{x + 18}" y="{y}">{escape(name)}</text>')
+            out.append(f'<text x="{x + 18}" y="{y}">{_esc(name)}</text>')
         out.append("</g>")
     out.append("</svg>")
     return "\n".join(out)
@@ -519,29 +571,29 @@ def timeline_chart(
     height = _MT + plot_h + _MB + 20
     fr = _Frame(0.0, max(x_end, 1.0), 0.0, 1.0, height=_MT + plot_h + _MB, left=left)
     out = _open(chart_id, title, desc, height)
-    out += _axes(fr, x_label, "", x_time=True)
+    out += _axes(fr, x_label, "", x_time=True, y_fmt="none")
     fills = {s: STATE_FILL.get(s, PALETTE[(i + 3) % len(PALETTE)]) for i, s in enumerate(states)}
     for li, lane in enumerate(lanes):
         y = _MT + 4 + li * lane_h
         out.append(
             f'<text x="{left - 6}" y="{y + 12}" text-anchor="end" font-size="11" '
-            f'font-family="sans-serif" fill="#222">{escape(_clip(lane.label, 16))}</text>'
+            f'font-family="sans-serif" fill="#222">{_esc(_clip(lane.label, 16))}</text>'
         )
         for start, end, state in lane.segments:
             x0, x1 = fr.x(start), fr.x(end)
             pattern = ' stroke="#222" stroke-width="0.5"' if state == "open" else ""
             out.append(
-                f'<rect class="state state-{escape(state)}" x="{_f(x0)}" y="{y}" '
+                f'<rect class="state state-{_esc(state)}" x="{_f(x0)}" y="{y}" '
                 f'width="{_f(max(x1 - x0, 0.8))}" height="{lane_h - 4}" '
-                f'fill="{fills.get(state, "#999")}"{pattern}><title>{escape(lane.label)}: '
-                f"{escape(state)} from {fmt_duration(start)} to {fmt_duration(end)}</title></rect>"
+                f'fill="{fills.get(state, "#999")}"{pattern}><title>{_esc(lane.label)}: '
+                f"{_esc(state)} from {fmt_duration(start)} to {fmt_duration(end)}</title></rect>"
             )
     ly = height - 8
     out.append('<g class="legend" font-size="11" font-family="sans-serif" fill="#222">')
     for i, s in enumerate(states):
         x = left + i * 120
         out.append(f'<rect x="{x}" y="{ly - 9}" width="12" height="10" fill="{fills[s]}"/>')
-        out.append(f'<text x="{x + 18}" y="{ly}">{escape(s)}</text>')
+        out.append(f'<text x="{x + 18}" y="{ly}">{_esc(s)}</text>')
     out.append("</g>")
     out.append("</svg>")
     return "\n".join(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ def chain(*nodes: dict[str, Any], active: bool = True) -> dict[str, Any]:
     names = [n["name"] for n in nodes]
     connections = {
         a: {"main": [[{"node": b, "type": "main", "index": 0}]]}
-        for a, b in zip(names, names[1:], strict=False)
+        for a, b in itertools.pairwise(names)
     }
     return {"name": "wf", "active": active, "nodes": list(nodes), "connections": connections}
 
@@ -96,21 +97,32 @@ def test_expressions_are_refused() -> None:
         parse_workflow(raw, source="e.json")
 
 
-@pytest.mark.parametrize(
-    ("set_node", "expected"),
-    [
-        (node("Set", "set", 1, values={"string": [{"name": "s", "value": "v"}], "number": [{"name": "n.m", "value": 2}]}),
-         {"body": {"a": 1}, "s": "v", "n": {"m": 2}}),
-        (node("Set", "set", 2, keepOnlySet=True, values={"boolean": [{"name": "b", "value": True}]}),
-         {"b": True}),
-        (node("Set", "set", 3.2, fields={"values": [{"name": "n", "type": "numberValue", "numberValue": "3"}]}),
-         {"n": 3}),
-        (node("Set", "set", 3.4, assignments={"assignments": [{"name": "ok", "value": "true", "type": "boolean"}]},
-              includeOtherFields=True),
-         {"body": {"a": 1}, "ok": True}),
-        (node("Set", "set", 3.4, mode="raw", jsonOutput='{"x": [1, 2]}'), {"x": [1, 2]}),
-    ],
-)  # fmt: skip
+SET_CASES = [
+    (
+        node("Set", "set", 1, values={"string": [{"name": "s", "value": "v"}],
+                                      "number": [{"name": "n.m", "value": 2}]}),
+        {"body": {"a": 1}, "s": "v", "n": {"m": 2}},
+    ),
+    (
+        node("Set", "set", 2, keepOnlySet=True,
+             values={"boolean": [{"name": "b", "value": True}]}),
+        {"b": True},
+    ),
+    (
+        node("Set", "set", 3.2,
+             fields={"values": [{"name": "n", "type": "numberValue", "numberValue": "3"}]}),
+        {"n": 3},
+    ),
+    (
+        node("Set", "set", 3.4, includeOtherFields=True,
+             assignments={"assignments": [{"name": "ok", "value": "true", "type": "boolean"}]}),
+        {"body": {"a": 1}, "ok": True},
+    ),
+    (node("Set", "set", 3.4, mode="raw", jsonOutput='{"x": [1, 2]}'), {"x": [1, 2]}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("set_node", "expected"), SET_CASES)
 def test_set_node_versions(set_node: dict[str, Any], expected: dict[str, Any]) -> None:
     result = run(chain(webhook(), set_node))
     assert result.items == ({"json": expected},)
@@ -119,7 +131,8 @@ def test_set_node_versions(set_node: dict[str, Any], expected: dict[str, Any]) -
 def test_noop_respond_and_stop_and_error() -> None:
     respond = node(
         "Respond", "respondToWebhook", 1.1, respondWith="json", responseBody='{"r": 1}',
-        options={"responseCode": 201, "responseHeaders": {"entries": [{"name": "X-A", "value": "b"}]}},
+        options={"responseCode": 201,
+                 "responseHeaders": {"entries": [{"name": "X-A", "value": "b"}]}},
     )  # fmt: skip
     result = run(chain(webhook(responseMode="responseNode"), node("Nop", "noOp"), respond))
     assert result.respond is not None
@@ -172,16 +185,17 @@ def test_export_all_array_and_errors_name_the_file(tmp_path: Path) -> None:
     bad.write_text("{")
     with pytest.raises(WorkflowError, match=r"bad\.json: not valid JSON"):
         load_workflows(bad)
-    with pytest.raises(WorkflowError, match="no \\*.json workflow exports"):
+    with pytest.raises(WorkflowError, match=r"no \*\.json workflow exports"):
         load_workflows(tmp_path / "empty" if (tmp_path / "empty").mkdir() is None else tmp_path)
 
 
 def test_credentials_export(tmp_path: Path) -> None:
     good = tmp_path / "creds.json"
-    good.write_text(json.dumps([
-        {"id": "1", "name": "hdr", "type": "httpHeaderAuth", "data": {"name": "X-K", "value": "v"}},
-        {"id": "2", "name": "basic", "type": "httpBasicAuth", "data": {"user": "u", "password": "p"}},
-    ]))  # fmt: skip
+    header_data = {"name": "X-K", "value": "v"}
+    basic_data = {"user": "u", "password": "p"}
+    header = {"id": "1", "name": "hdr", "type": "httpHeaderAuth", "data": header_data}
+    basic = {"id": "2", "name": "basic", "type": "httpBasicAuth", "data": basic_data}
+    good.write_text(json.dumps([header, basic]))
     creds = load_credentials(good)
     found = creds.find(CredentialRef("httpHeaderAuth", "nope", "hdr"))  # by name when id misses
     assert found is not None

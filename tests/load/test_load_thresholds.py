@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import csv
+import json
 import math
 import re
 from pathlib import Path
@@ -25,6 +27,7 @@ from harness.load import (
     read_history,
     read_stats,
     render_table,
+    write_stats_csv,
 )
 
 
@@ -103,8 +106,11 @@ def test_default_thresholds_file_loads() -> None:
 
 
 def test_locustfile_uses_exactly_the_documented_request_names() -> None:
-    source = DEFAULT_LOCUSTFILE.read_text(encoding="utf-8")
-    used = set(re.findall(r'"((?:cron|stripe|dlq) [a-z ]+)"', source))
+    tree = ast.parse(DEFAULT_LOCUSTFILE.read_text(encoding="utf-8"))
+    strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)}
+    used = {
+        s for s in strings if isinstance(s, str) and re.fullmatch(r"(cron|stripe|dlq) [a-z ]+", s)
+    }
     assert used == set(REQUEST_NAMES)
 
 
@@ -153,19 +159,9 @@ def test_endpoint_thresholds_use_their_row_and_a_missing_row_fails() -> None:
     assert math.isnan(missing.value)
 
 
-def _write_locust_csvs(tmp_path: Path) -> tuple[Path, Path]:
-    """Files with the columns locust 2.x writes (the end-to-end test reads real ones)."""
+def _write_history_csv(tmp_path: Path) -> Path:
+    """A history file with the columns locust 2.x writes (the end-to-end test reads real ones)."""
     pct = ["50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%"]
-    stats = tmp_path / "locust_stats.csv"
-    with stats.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(
-            ["Type", "Name", "Request Count", "Failure Count", "Median Response Time",
-             "Average Response Time", "Min Response Time", "Max Response Time",
-             "Average Content Size", "Requests/s", "Failures/s", *pct]
-        )  # fmt: skip
-        w.writerow(["GET", "cron ok", 900, 3, 4, 4.5, 1, 80, 40, 450.5, 1.5, *range(4, 15)])
-        w.writerow(["", "Aggregated", 900, 3, 4, 4.5, 1, 80, 40, 450.5, 1.5, *range(4, 15)])
     history = tmp_path / "locust_stats_history.csv"
     with history.open("w", newline="") as fh:
         w = csv.writer(fh)
@@ -180,18 +176,62 @@ def _write_locust_csvs(tmp_path: Path) -> tuple[Path, Path]:
                 [1700000000 + i, users, "", "Aggregated", 100.0 * (i + 1), 0,
                  *(["N/A"] * len(pct)), 10, 0, 4, 4, 1, 9, 40]
             )  # fmt: skip
-    return stats, history
+        w.writerow(
+            [1700000002, 10, "GET", "cron ok", 5, 0, *(["1"] * len(pct)), 1, 0, 1, 1, 1, 1, 1]
+        )
+    return history
 
 
-def test_read_stats_and_history_from_locust_columns(tmp_path: Path) -> None:
-    stats_path, history_path = _write_locust_csvs(tmp_path)
-    stats = read_stats(stats_path)
-    assert [s.name for s in stats] == ["cron ok", "Aggregated"]
-    cron = stats[0]
-    assert (cron.requests, cron.failures, cron.rps) == (900, 3, 450.5)
-    # 50% is the first percentile column, 95% the sixth, 99% the eighth.
-    assert (cron.p50, cron.p95, cron.p99, cron.max) == (4, 9, 11, 80)
-    history = read_history(history_path)
+def _entry(
+    name: str, times: dict[str, int], failures: int, start: float, last: float
+) -> dict[str, object]:
+    """One entry as locust's `serialize_stats` writes it to the --json-file."""
+    return {
+        "name": name,
+        "method": "GET",
+        "start_time": start,
+        "last_request_timestamp": last,
+        "num_requests": sum(times.values()),
+        "num_failures": failures,
+        "max_response_time": max((float(k) for k in times), default=0.0) + 0.4,
+        "response_times": times,
+    }
+
+
+def test_read_stats_computes_locust_percentiles_and_the_aggregate(tmp_path: Path) -> None:
+    # 100 requests: 90 at 1 ms, 5 at 10 ms, 4 at 50 ms, 1 at 200 ms.
+    cron = _entry("cron ok", {"1": 90, "10": 5, "50": 4, "200": 1}, 2, 1000.0, 1010.0)
+    stripe = _entry("stripe new", {"30": 100}, 0, 1002.0, 1020.0)
+    path = tmp_path / "locust_stats.json"
+    path.write_text(json.dumps([stripe, cron]), encoding="utf-8")
+    stats = {s.name: s for s in read_stats(path)}
+    assert list(stats) == ["cron ok", "stripe new", "Aggregated"]
+    row = stats["cron ok"]
+    assert (row.requests, row.failures) == (100, 2)
+    # locust's rule: the smallest time with at most (1 - p) of the requests above it.
+    assert (row.p50, row.p95, row.p99, row.max) == (1, 50, 200, 200.4)
+    assert row.rps == 100 / 20  # over the whole run: 1000.0 .. 1020.0
+    total = stats["Aggregated"]
+    assert (total.requests, total.failures, total.rps) == (200, 2, 10.0)
+    # 200 requests: 90 at 1 ms, 5 at 10, 100 at 30, 4 at 50, 1 at 200.
+    assert (total.p50, total.p95, total.p99) == (30, 30, 50)
+    out = tmp_path / "stats.csv"
+    write_stats_csv(list(stats.values()), out)
+    lines = out.read_text().splitlines()
+    assert lines[0] == "name,method,requests,failures,rps,p50,p95,p99,max"
+    assert lines[1] == "cron ok,GET,100,2,5.000,1,50,200,200"
+
+
+def test_read_stats_refuses_a_broken_file(tmp_path: Path) -> None:
+    path = tmp_path / "locust_stats.json"
+    path.write_text("{", encoding="utf-8")
+    with pytest.raises(LoadError, match="cannot read locust's stats") as info:
+        read_stats(path)
+    assert info.value.exit_code == 3
+
+
+def test_read_history_keeps_the_aggregate(tmp_path: Path) -> None:
+    history = read_history(_write_history_csv(tmp_path))
     assert [(h.t, h.rps, h.users) for h in history] == [(0.0, 100.0, 5), (1.0, 200.0, 10)]
     assert math.isnan(history[0].p95)
 

@@ -7,9 +7,9 @@ import json
 import socket
 import threading
 import time
-from datetime import UTC, datetime, timedelta
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx

@@ -1,0 +1,167 @@
+"""`reliability-harness load` for real: processes, Postgres, locust; and nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from harness.stack import DATABASE_ENV_VAR, resolve_database_url
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+_STARTED = re.compile(r"^started (?P<name>[\w-]+): pid (?P<pid>\d+)", re.MULTILINE)
+_SCHEMA = re.compile(r"^database: schema (\w+)", re.MULTILINE)
+
+
+def running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in {"Z", "X"}
+
+
+def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def schema_exists(name: str) -> bool:
+    with psycopg.connect(resolve_database_url(None)) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s", (name,)
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def load(out: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "harness.cli", "load", "--out", str(out), *args]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, DATABASE_ENV_VAR: resolve_database_url(None)}
+
+
+def assert_all_gone(stderr: str) -> dict[str, list[int]]:
+    started: dict[str, list[int]] = {}
+    for m in _STARTED.finditer(stderr):
+        started.setdefault(m["name"], []).append(int(m["pid"]))
+    pids = [p for group in started.values() for p in group]
+    assert wait_for(lambda: not any(running(p) for p in pids), 10), started
+    schema = _SCHEMA.search(stderr)
+    assert schema is not None
+    assert not schema_exists(schema.group(1))
+    return started
+
+
+def test_short_run_writes_results_checks_invariants_and_judges_thresholds(tmp_path: Path) -> None:
+    thresholds = tmp_path / "thresholds.yaml"
+    thresholds.write_text(
+        "max_failure_ratio: 0.0\nmin_requests: 10\n"
+        "endpoints:\n  stripe new: {min_requests: 5}\n  dlq retry: {min_requests: 1000000}\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    args = ["--users", "6", "--spawn-rate", "6", "--duration", "8s", "--tenants", "3"]
+    proc = subprocess.run(
+        load(out, *args, "--thresholds", str(thresholds), "--seed", "3"),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env(),
+        check=False,
+    )
+    # Everything held except the impossible threshold: exit 1, and it is named in the table.
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "min_requests (dlq retry)" in proc.stdout
+    assert proc.stdout.count("FAILED") == 2  # that threshold's line and the verdict
+    started = assert_all_gone(proc.stderr)
+    assert set(started) == {"fake-n8n", "service-0", "locust"}
+
+    for name in ("locust_stats.csv", "locust_stats.json", "locust_stats_history.csv", "stats.csv"):
+        assert (out / name).is_file(), name
+    results = json.loads((out / "results.json").read_text())
+    assert results["schema"] == "reliability-harness/load-results"
+    assert results["schema_version"] == 1
+    assert results["passed"] is False
+    assert results["config"]["users"] == 6
+    assert results["config"]["seed"] == 3
+    assert results["thresholds"]["endpoints"]["dlq retry"] == {"min_requests": 1000000}
+    stats = {s["name"]: s for s in results["stats"]}
+    assert {"cron ok", "stripe new", "Aggregated"} <= set(stats)
+    assert stats["Aggregated"]["failures"] == 0
+    assert stats["Aggregated"]["requests"] == sum(
+        s["requests"] for n, s in stats.items() if n != "Aggregated"
+    )
+    assert all(set(s) == {"name", "method", "requests", "failures", "rps", "p50", "p95", "p99",
+                          "max"} for s in results["stats"])  # fmt: skip
+    assert results["history"]
+    assert set(results["history"][0]) == {"t", "rps", "p50", "p95", "users"}
+    invariants = {i["name"]: i for i in results["invariants"]}
+    assert all(i["passed"] for i in invariants.values()), invariants
+    assert "0 deliveries lost" not in invariants["nothing lost"]["details"]
+    failed = [t["name"] for t in results["threshold_results"] if not t["passed"]]
+    assert failed == ["min_requests (dlq retry)"]
+    # The events the users saw accepted are the ones the checks used.
+    accepted = [
+        json.loads(line)
+        for path in (out / "accepted").glob("accepted-*.jsonl")
+        for line in path.read_text().splitlines()
+    ]
+    assert (
+        len({(a["tenant_id"], a["event_id"]) for a in accepted}) == stats["stripe new"]["requests"]
+    )
+    assert results["n8n"]["calls"] >= stats["stripe new"]["requests"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_stops_every_process(tmp_path: Path, sig: signal.Signals) -> None:
+    out = tmp_path / "out"
+    err = tmp_path / "stderr.txt"
+    with err.open("w") as fh:
+        proc = subprocess.Popen(
+            load(out, "--users", "2", "--spawn-rate", "2", "--duration", "5m", "--workers", "1"),
+            stdout=subprocess.DEVNULL,
+            stderr=fh,
+            env=env(),
+        )
+    try:
+        assert wait_for(lambda: "locust: " in err.read_text(), 60), err.read_text()
+        proc.send_signal(sig)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = err.read_text()
+    assert "interrupted; every process stopped" in text
+    started = assert_all_gone(text)
+    assert set(started) == {"fake-n8n", "service-0", "locust", "locust-worker"}
+
+
+def test_failure_after_start_stops_every_process(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        load(tmp_path / "out", "--ready-timeout", "0.001s"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env(),
+        check=False,
+    )
+    assert proc.returncode == 3
+    assert "fake-n8n not ready" in proc.stderr
+    started = assert_all_gone(proc.stderr)
+    assert started == {"fake-n8n": started["fake-n8n"]}

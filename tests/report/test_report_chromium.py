@@ -1,0 +1,88 @@
+"""The HTML report rendered by a real browser (headless Chromium): charts and tables present."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from harness.report import render_report
+from harness.report.model import load_report
+
+_CHROMIUM = "/usr/bin/chromium"
+_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+)
+
+
+class _Counter(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: dict[str, int] = {}
+        self.roles: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags[tag] = self.tags.get(tag, 0) + 1
+        if tag == "svg":
+            self.roles.append(dict(attrs).get("role") or "")
+
+
+def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which(_CHROMIUM)
+    assert exe is not None, (
+        f"{_CHROMIUM} is missing: install it with `apt-get update && apt-get install -y chromium`"
+    )
+    return subprocess.run(
+        [exe, *_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+@pytest.fixture
+def page(tmp_path: Path, chaos_path: Path, load_path: Path) -> Path:
+    files = render_report(
+        load_report([chaos_path, load_path]), generated_at="2030-01-01T00:00:00Z", generator="t"
+    )
+    path = tmp_path / "index.html"
+    path.write_text(files["index.html"], encoding="utf-8")
+    return path
+
+
+def test_chromium_renders_every_chart_and_table(tmp_path: Path, page: Path) -> None:
+    source = _Counter()
+    source.feed(page.read_text(encoding="utf-8"))
+    done = _chromium(tmp_path, "--dump-dom", page.as_uri())
+    assert done.returncode == 0, done.stderr[-2000:]
+    rendered = _Counter()
+    rendered.feed(done.stdout)
+    assert rendered.tags.get("svg", 0) == source.tags["svg"] >= 20
+    assert rendered.tags.get("table", 0) == source.tags["table"] >= rendered.tags["svg"]
+    assert rendered.tags.get("figure", 0) == rendered.tags["svg"]
+    assert set(rendered.roles) == {"img"}
+    assert 'id="findings"' in done.stdout
+    assert "Herd comparison" in done.stdout
+
+
+def test_chromium_screenshots_the_page(tmp_path: Path, page: Path) -> None:
+    shot = tmp_path / "shot.png"
+    done = _chromium(tmp_path, "--window-size=1280,2000", f"--screenshot={shot}", page.as_uri())
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (1280, 2000)
+    assert len(data) > 50_000  # a drawn page, not a blank one

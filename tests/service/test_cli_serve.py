@@ -1,0 +1,115 @@
+"""`reliability-harness serve`: refuses bad config with exit 2; serves the app for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from harness import cli, cli_serve
+
+
+@pytest.fixture
+def no_uvicorn(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("uvicorn was started on a bad config")
+
+    monkeypatch.setattr(cli_serve.uvicorn, "run", refuse)
+    for key in list(os.environ):
+        if key.startswith(("N8N_", "RELIABILITY_")) or key == "CRON_SECRET":
+            monkeypatch.delenv(key)
+
+
+@pytest.mark.parametrize(
+    ("env", "argv", "names"),
+    [
+        ({"N8N_MAX_RETRIES": "three"}, [], "N8N_MAX_RETRIES (environment)"),
+        ({"RELIABILITY_TYPO": "1"}, [], "RELIABILITY_TYPO"),
+        ({}, ["--env-file", "/nonexistent/.env"], "/nonexistent/.env"),
+        ({}, ["--tenants", "{tenants}"], "tenants[0].concurrency_limit"),
+        ({}, ["--workers", "0"], "--workers"),
+    ],
+)
+def test_bad_config_exits_2_and_starts_nothing(
+    no_uvicorn: None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    argv: list[str],
+    names: str,
+) -> None:
+    tenants = tmp_path / "tenants.json"
+    tenants.write_text(json.dumps([{"tenant_id": "a", "concurrency_limit": 999}]))
+    monkeypatch.chdir(tmp_path)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    argv = [a.replace("{tenants}", str(tenants)) for a in argv]
+    code = cli.main(["serve", "--database-url", f"sqlite:///{tmp_path}/x.db", *argv])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "config error" in err
+    assert names in err
+    assert not (tmp_path / "x.db").exists()  # nothing migrated either
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_serve_runs_the_app(tmp_path: Path) -> None:
+    port = _free_port()
+    (tmp_path / ".env").write_text("CRON_SECRET=from-dotenv-secret\nN8N_MAX_RETRIES=1\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("N8N_", "RELIABILITY_"))}
+    env.pop("CRON_SECRET", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--database-url",
+            f"sqlite:///{tmp_path}/serve.db",
+        ],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(Path(cli.__file__).resolve().parent.parent)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:  # wait until it answers (bounded)
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "serve did not come up"
+            time.sleep(0.1)
+        ok = httpx.get(f"{base}/api/weekly-recap?secret=from-dotenv-secret", timeout=5)
+        assert (ok.status_code, ok.content) == (200, b'{"ok":true,"message":"cron reachable"}')
+        assert httpx.get(f"{base}/readyz", timeout=5).status_code == 200
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode in (0, -15)  # uvicorn re-raises SIGTERM after a clean shutdown
+    assert "Application shutdown complete" in err
+    assert "from-dotenv-secret" not in err
+    access = [json.loads(line) for line in err.splitlines() if '"uvicorn.access"' in line]
+    assert any(a["path"] == "/api/weekly-recap?secret=[REDACTED]" for a in access)
+    assert (tmp_path / "serve.db").exists()
