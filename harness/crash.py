@@ -269,7 +269,13 @@ async def run_crash(
             "accepted": len(accepted),
             "failed_posts": sender.failed_posts,
         },
-        "n8n": {"calls": len(calls), "ok": sum(1 for c in calls if c.succeeded)},
+        "n8n": {
+            "calls": len(calls),
+            "ok": sum(1 for c in calls if c.succeeded),
+            # Quotas are enforced per process: with two instances delivering, the peak at n8n
+            # may reach twice a tenant's limit, so it is reported here, not judged.
+            "peak_in_flight": journal.get("peak_in_flight", {}),
+        },
         "drain": {
             "calls": drain.calls,
             "elapsed_s": round(drain.elapsed, 3),

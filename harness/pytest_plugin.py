@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins: tuple[str, ...] = ("harness.pgtest", "harness.fake_fixtures")
+pytest_plugins: tuple[str, ...] = (
+    "harness.pgtest",
+    "harness.vclock_fixtures",
+    "harness.fake_fixtures",
+)
 
 _MARKERS = (
     "postgres: needs a real PostgreSQL (RELIABILITY_TEST_DATABASE_URL or testcontainers)",

@@ -180,8 +180,12 @@ def test_clock_is_a_clock_and_validates() -> None:
             loop.set_limits(max_time=-1)
     finally:
         loop.close()
-    with pytest.raises(TypeError, match="VirtualEventLoop"):
-        VirtualClock(asyncio.new_event_loop())  # type: ignore[arg-type]
+    plain = asyncio.new_event_loop()
+    try:
+        with pytest.raises(TypeError, match="VirtualEventLoop"):
+            VirtualClock(plain)  # type: ignore[arg-type]
+    finally:
+        plain.close()
 
 
 def test_sleep_edge_values() -> None:

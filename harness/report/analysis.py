@@ -311,6 +311,33 @@ def _pick(comparison: Comparison, needles: Sequence[str]) -> Sequence[Cell] | No
     return None
 
 
+def _replay_from_figures(
+    report: Report,
+) -> tuple[Scenario, tuple[tuple[str, str], ...], str] | None:
+    """The replay numbers from `seed_*`/`fixed_*` figures, when no comparison table exists."""
+    for s in report.scenarios:
+        f = s.figures
+        keys = [k for k in f if k.startswith(("seed_", "fixed_")) and "replay" in k]
+        if not keys:
+            continue
+        parts: list[str] = []
+        evidence: list[tuple[str, str]] = []
+        for who in ("seed", "fixed"):
+            mine = [(k, v) for k, v in f.items() if k.startswith(f"{who}_")]
+            evidence += [(humanize(k), fmt_num(v)) for k, v in mine]
+            acc = next((v for k, v in mine if "replay" in k and "accept" in k), None)
+            drop = next((v for k, v in mine if "drop" in k), None)
+            bits = []
+            if acc is not None:
+                bits.append(f"{fmt_num(acc)} replayed events accepted")
+            if drop is not None:
+                bits.append(f"{fmt_num(drop)} legitimate events dropped")
+            if bits:
+                parts.append(f"{who} design: {' and '.join(bits)}")
+        return s, tuple(evidence), "; ".join(parts)
+    return None
+
+
 def _replay_finding(report: Report) -> Finding:
     title = "Replay protection: a last-event-id ledger is not a dedupe"
     seed_words = (
@@ -326,6 +353,18 @@ def _replay_finding(report: Report) -> Finding:
     )
     found = _find_scenario(report, "replay")
     if found is None:
+        from_figures = _replay_from_figures(report)
+        if from_figures is not None:
+            fs, fig_evidence, sentence = from_figures
+            return Finding(
+                "replay-ledger",
+                title,
+                f"{seed_words} Measured, {sentence}.",
+                fixed_words,
+                fig_evidence,
+                _source(fs),
+                True,
+            )
         return Finding(
             "replay-ledger",
             title,

@@ -778,7 +778,9 @@ def render_html(report: Report, *, generated_at: str, generator: str) -> str:
     t = an.totals(report)
     slugs = [ids.slug(f"scenario-{s.name}") for s in report.scenarios]
     load_slugs = [ids.slug(f"load-{i + 1}") for i in range(len(report.load))]
-    nav = [("findings", "Findings"), ("verdicts", "Verdicts")]
+    nav = [("findings", "Findings")]
+    if report.scenarios:
+        nav.append(("verdicts", "Verdicts"))
     nav += [(sl, f"Scenario {s.name}") for s, sl in zip(report.scenarios, slugs, strict=True)]
     nav += [(sl, f"Load test {i + 1}") for i, sl in enumerate(load_slugs)]
     nav.append(("environment", "Generation and environment"))

@@ -273,3 +273,34 @@ def test_report_model_is_the_only_input(chaos_path: Path) -> None:
     one = render_report(report, generated_at="x", generator="g")
     two = render_report(report, generated_at="x", generator="g")
     assert one == two
+
+
+def test_replay_finding_reads_figures_when_no_table(
+    tmp_path: Path, chaos_doc: dict[str, Any]
+) -> None:
+    replay = chaos_doc["scenarios"][3]
+    replay["comparison"] = None
+    replay["figures"].update(
+        seed_replays_accepted=17,
+        seed_legitimate_dropped=9,
+        fixed_replays_accepted=0,
+        fixed_legitimate_dropped=0,
+    )
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(chaos_doc), encoding="utf-8")
+    finding = json.loads(_render([path])["report.json"])["findings"][0]
+    assert finding["measured"] is True
+    assert (
+        "seed design: 17 replayed events accepted and 9 legitimate events dropped"
+        in (finding["seed_design"])
+    )
+    assert "fixed design: 0 replayed events accepted" in finding["seed_design"]
+
+
+def test_every_internal_link_has_a_target(files: dict[str, str], load_path: Path) -> None:
+    for html in (files["index.html"], _render([load_path])["index.html"]):
+        root = _tree(html)
+        ids = {el.get("id") for el in root.iter() if el.get("id")}
+        links = [el.get("href") for el in root.iter(f"{XHTML}a")]
+        assert links
+        assert all(h is not None and h[1:] in ids for h in links)
