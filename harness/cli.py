@@ -18,6 +18,7 @@ _COMMANDS: tuple[str, ...] = (
     "harness.cli_report",
     "harness.cli_load",
     "harness.cli_serve",
+    "harness.cli_chaos",
 )
 
 

@@ -489,14 +489,16 @@ def _quotas(run: SimRun, params: Mapping[str, Any]) -> _Outcome:
     out = _Outcome()
     global_max = r.settings.n8n_max_concurrency
     crash_times = sorted(at for at, _, _ in r.crashes)
-    points: dict[str, list[tuple[float, int, int]]] = defaultdict(list)
+    points: dict[str, list[tuple[float, int, int, int]]] = defaultdict(list)
     for e in r.journal:
         end = e.finished_t
         if end is None:
             later = [c for c in crash_times if c >= e.t]
             end = later[0] if later else r.end
-        points[e.tenant].append((e.t, 1, e.seq))
-        points[e.tenant].append((end, 0, e.seq))
+        # At one instant: ends of earlier calls, then each call's start (and, if it took no
+        # time, its own end right after it), in arrival order.
+        points[e.tenant].append((e.t, 1, e.seq, 0))
+        points[e.tenant].append((end, 0, e.seq, 0) if end > e.t else (end, 1, e.seq, 1))
     peaks: dict[str, int] = {}
     for tenant, pts in points.items():
         pts.sort()
@@ -505,8 +507,8 @@ def _quotas(run: SimRun, params: Mapping[str, Any]) -> _Outcome:
         if limit > global_max:
             out.fail(_Violation(f"limit {limit} above the global maximum {global_max}", tenant))
         level = peak = 0
-        for t, kind, seq in pts:
-            level += 1 if kind else -1
+        for t, kind, seq, closing in pts:
+            level += 1 if kind and not closing else -1
             if level > peak:
                 peak = level
                 if peak > limit:
@@ -535,10 +537,7 @@ def _dlq_ttl(run: SimRun, params: Mapping[str, Any]) -> _Outcome:
     out = _Outcome()
     for p in r.probes:
         out.checked += 1
-        retried = r.dlq_retried.get(p.dlq_id)
         if p.phase == "before":
-            if retried is not None and retried <= p.t:
-                continue
             if not (p.visible_get and p.visible_list):
                 out.fail(
                     _Violation(
@@ -563,33 +562,32 @@ def _dlq_ttl(run: SimRun, params: Mapping[str, Any]) -> _Outcome:
                     (p.dlq_id,),
                 )
             )
-    live: dict[str, tuple[float, float]] = {
-        i: (r.dlq_created_t[i], r.seconds(e.expires_at)) for i, e in r.dlq_entries.items()
-    }
-    gone: set[str] = set()
+    purged: set[int] = set()
+    lives = r.dlq_lives
     for t, now, count in r.purges:
         out.checked += 1
         now_s = r.seconds(now)
         expected = [
             i
-            for i, (created, expires) in live.items()
-            if i not in gone
-            and created <= t
-            and expires <= now_s
-            and not (i in r.dlq_retried and r.dlq_retried[i] <= t)
+            for i, life in enumerate(lives)
+            if i not in purged
+            and life.created <= t
+            and life.expires <= now_s + _EPS
+            and not (life.retried is not None and life.retried <= t)
         ]
         if len(expected) != count:
+            first = lives[expected[0]].dlq_id if expected else None
             out.fail(
                 _Violation(
                     f"purge at t={t:.3f} removed {count} entries, {len(expected)} had expired",
                     None,
                     None,
-                    expected[0] if expected else None,
+                    first,
                     {"purge": t},
                     ("dlq-purge",),
                 )
             )
-        gone.update(expected)
+        purged.update(expected)
     redispatched: dict[str, float] = {}
     for t, _, ev in r.events:
         if isinstance(ev, Attempted | Snoozed | DeadLettered):

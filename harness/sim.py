@@ -56,6 +56,7 @@ from reliability.store import DlqEntry, DlqFilter, NewDelivery, OutboxRow, Store
 __all__ = [
     "BreakerOp",
     "Checkpoint",
+    "DlqLife",
     "DlqProbe",
     "DlqRetry",
     "Hooks",
@@ -72,6 +73,8 @@ __all__ = [
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=DEFAULT_START.tzinfo)
 _BAD_KINDS: Final = ("tampered", "no-v1", "unparsable", "missing")
 _MAX_SERIES: Final = 2000
+import os
+_GC_MODE = os.environ.get("SIM_GC", "tick0")
 _RETRIED: Final = frozenset({"delivery", "duplicate", "resigned", "retry", "burst"})
 """Requests the fake Stripe sends again when the service did not answer (not forgeries)."""
 
@@ -174,6 +177,18 @@ class DlqRetry:
     new_outbox_id: str | None
 
 
+@dataclass(slots=True)
+class DlqLife:
+    """One stay in the DLQ: written at `created`, visible until `expires` (seconds since the
+    start), ended early by a manual retry at `retried` (None: it stayed until purged)."""
+
+    dlq_id: str
+    tenant: str
+    created: float
+    expires: float
+    retried: float | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
     """The store at one instant: which delivery keys are where."""
@@ -201,8 +216,11 @@ class Records:
     outbox_keys: dict[str, str] = field(default_factory=dict)
     """Outbox id -> its delivery key (intake rows and manual DLQ retries)."""
     dlq_entries: dict[str, DlqEntry] = field(default_factory=dict)
-    dlq_created_t: dict[str, float] = field(default_factory=dict)
+    """DLQ id -> the entry as last written (a retried delivery that fails again reuses its id)."""
+    dlq_lives: list[DlqLife] = field(default_factory=list)
+    """Every stay of a delivery in the DLQ, in order."""
     dlq_retried: dict[str, float] = field(default_factory=dict)
+    """DLQ id -> when it was last taken back into the outbox by hand."""
     purges: list[tuple[float, datetime, int]] = field(default_factory=list)
     drains: list[tuple[float, DrainReport]] = field(default_factory=list)
     crashes: list[tuple[float, float, int]] = field(default_factory=list)
@@ -413,6 +431,8 @@ class _Sim:
         self._probes_left = scenario.dlq.probes
         self._background: set[asyncio.Task[Any]] = set()
         self._dispatcher: Dispatcher | None = None
+        self._templates: dict[tuple[str, str], dict[str, Any]] = {}
+        self._lives: dict[str, DlqLife] = {}
 
     # -- recording hooks ----------------------------------------------------------------------
 
@@ -492,11 +512,14 @@ class _Sim:
     def _after_move_to_dlq(self, entry: DlqEntry | None, *args: Any, **kwargs: Any) -> None:
         if entry is None:
             return
-        self.records.dlq_entries[entry.id] = entry
-        self.records.dlq_created_t[entry.id] = self.clock.monotonic()
+        r = self.records
+        r.dlq_entries[entry.id] = entry
+        life = DlqLife(entry.id, entry.tenant_id, self.clock.monotonic(), r.seconds(entry.expires_at))
+        self._lives[entry.id] = life
+        r.dlq_lives.append(life)
         if self._probes_left > 0:
             self._probes_left -= 1
-            self._spawn_background(self._probe(entry))
+            self._spawn_background(self._probe(entry, life))
 
     def _after_dlq_purge_expired(self, count: int, *, now: datetime) -> None:
         self.records.purges.append((self.clock.monotonic(), now, count))
@@ -504,7 +527,11 @@ class _Sim:
 
     def _after_dlq_retry(self, new_id: str | None, entry_id: str, **_: Any) -> None:
         if new_id is not None:
-            self.records.dlq_retried[entry_id] = self.clock.monotonic()
+            now = self.clock.monotonic()
+            self.records.dlq_retried[entry_id] = now
+            life = self._lives.get(entry_id)
+            if life is not None and life.retried is None:
+                life.retried = now
             entry = self.records.dlq_entries.get(entry_id)
             if entry is not None:
                 self.records.outbox_keys[new_id] = entry.idempotency_key
@@ -695,8 +722,14 @@ class _Sim:
         return plan, specs
 
     def _body(self, spec: _EventSpec) -> bytes:
-        event = self.stripe.event(spec.type, tenant=spec.tenant, created=spec.created)
-        event["id"] = spec.id
+        """The event as the fake Stripe builds it: one realistic template per tenant and type
+        (customer, subscription, invoice), stamped with this event's id and creation time."""
+        key = (spec.tenant, spec.type)
+        template = self._templates.get(key)
+        if template is None:
+            template = self.stripe.event(spec.type, tenant=spec.tenant, created=spec.created)
+            self._templates[key] = template
+        event = {**template, "id": spec.id, "created": spec.created}
         return self.stripe.body(event)
 
     async def _traffic(
@@ -858,8 +891,11 @@ class _Sim:
                 if new_id is not None:
                     self._spawn(dispatcher.deliver([new_id]))
 
-    async def _probe(self, entry: DlqEntry) -> None:
-        """Look for a dead letter 1 ms before its expiry (visible) and at it (invisible)."""
+    async def _probe(self, entry: DlqEntry, life: DlqLife) -> None:
+        """Look for a dead letter 1 ms before its expiry (visible) and at it (invisible).
+
+        A stay ended by a manual retry is not probed further: a later stay under the same id
+        has its own expiry."""
         clock = self.clock
         for phase, offset in (("before", -0.001), ("at", 0.0)):
             target = entry.expires_at + timedelta(seconds=offset)
@@ -868,6 +904,8 @@ class _Sim:
                 if wait <= 0:
                     break
                 await clock.sleep(max(wait, 1e-6))
+            if life.retried is not None:
+                return
             now = clock.now()
             got = await self.store.dlq_get(entry.id, now=now)
             page = await self.store.dlq_list(
@@ -927,7 +965,10 @@ class _Sim:
         steps = 100
         for i in range(1, steps + 1):
             await self.clock.sleep(end * i / steps - self.clock.monotonic())
-            gc.collect(0)
+            if _GC_MODE == "tick1":
+                gc.collect(1)
+            elif _GC_MODE == "tick0":
+                gc.collect(0)
             if self.progress is not None:
                 self.progress(i / steps)
 
@@ -1068,7 +1109,12 @@ def _figures(sim: _Sim) -> tuple[dict[str, float], dict[str, list[dict[str, Any]
                 }
             )
     dead = 0
+    retry_seconds: dict[int, int] = {}
     for t, _, ev in r.events:
+        if isinstance(ev, Attempted) and ev.attempt > 1:
+            second = int(t - ev.duration)
+            retry_seconds[second] = retry_seconds.get(second, 0) + 1
+
         if isinstance(ev, Delivered):
             delivered_at.setdefault(ev.idempotency_key, t)
         elif isinstance(ev, Retrying):
@@ -1118,6 +1164,7 @@ def _figures(sim: _Sim) -> tuple[dict[str, float], dict[str, list[dict[str, Any]
         "n8n_calls": len(journal),
         "n8n_duplicate_calls": sum(n - 1 for k, n in keys.items() if k is not None and n > 1),
         "peak_arrivals_per_s": max(per_second.values(), default=0),
+        "peak_retries_per_s": max(retry_seconds.values(), default=0),
         "time_until_all_delivered": round(last - traffic_start, 6) if all_delivered else -1.0,
         "drains": len(r.drains),
         "dlq_purged": sum(c for _, _, c in r.purges),
@@ -1192,7 +1239,12 @@ def simulate(
     )
     wall = time.perf_counter()
     enabled = gc.isenabled()
-    gc.disable()  # cyclic GC over a large heap costs more than the simulation; collected below
+    if _GC_MODE.startswith("tick"):
+        gc.disable()
+    elif _GC_MODE == "high":
+        gc.set_threshold(100_000, 50, 100)
+    elif _GC_MODE == "freeze":
+        gc.freeze()
     try:
         run(sim.main, start=DEFAULT_START, max_virtual_seconds=scenario.end + 86_400.0)
     finally:

@@ -1,0 +1,400 @@
+"""Run a scenario to a verdict, and write verdicts as JSON and JUnit XML.
+
+`run_scenario` simulates a scenario (every variant of a herd comparison), checks its
+invariants, reruns it for the determinism check, and builds the comparison table. `write_json`
+and `write_junit` write what the CI gate and the report read; the JSON shape is documented in
+`docs/results-schema.md`. Everything but `generated_at`, `environment` and `wall_seconds` is
+byte-identical for the same seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Final
+
+from harness.invariants import InvariantResult, check_run, reproduce_command
+from harness.scenario import Scenario
+from harness.sim import Hooks, Progress, SimRun, iter_variants, simulate
+from reliability.backoff import Strategy
+
+__all__ = [
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "ScenarioOutcome",
+    "results_document",
+    "run_scenario",
+    "write_json",
+    "write_junit",
+]
+
+SCHEMA: Final = "reliability-harness/chaos-results"
+SCHEMA_VERSION: Final = 1
+_MAX_ARRIVALS: Final = 1000
+_HERD_COLUMNS: Final = (
+    "strategy",
+    "budget",
+    "peak_arrivals_per_s",
+    "peak_retries_per_s",
+    "n8n_calls",
+    "time_until_all_delivered",
+    "delivered",
+    "dead_lettered",
+    "retries",
+)
+
+
+@dataclass(slots=True)
+class ScenarioOutcome:
+    """One scenario's verdict and numbers (every variant included)."""
+
+    scenario: Scenario
+    seed: int
+    command: str
+    store: str
+    runs: list[SimRun]
+    invariants: list[InvariantResult]
+    comparison: dict[str, Any] | None = None
+    wall_seconds: float = 0.0
+    extra_notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(i.passed for i in self.invariants)
+
+    @property
+    def trace_hash(self) -> str:
+        if len(self.runs) == 1:
+            return self.runs[0].trace_hash
+        h = hashlib.sha256()
+        for r in self.runs:
+            h.update(f"{r.label}:{r.trace_hash}\n".encode())
+        return h.hexdigest()
+
+    @property
+    def simulated_seconds(self) -> float:
+        return sum(r.simulated_seconds for r in self.runs)
+
+    @property
+    def figures(self) -> dict[str, float]:
+        if len(self.runs) == 1:
+            return dict(self.runs[0].figures)
+        out: dict[str, float] = {}
+        for r in self.runs:
+            for k in (
+                "peak_arrivals_per_s",
+                "peak_retries_per_s",
+                "n8n_calls",
+                "time_until_all_delivered",
+                "dead_lettered",
+            ):
+                out[f"{r.label}.{k}"] = r.figures[k]
+        first = self.runs[0].figures
+        for k in ("tenants", "events_generated", "events_accepted"):
+            out[k] = first[k]
+        return out
+
+    def series(self) -> dict[str, list[dict[str, Any]]]:
+        if len(self.runs) == 1:
+            return self.runs[0].series
+        merged: dict[str, list[dict[str, Any]]] = {
+            "retry_delays": [],
+            "breaker_timeline": [],
+            "dlq_depth": [],
+            "dlq_purges": [],
+            "arrivals": [],
+        }
+        for r in self.runs:
+            for key, rows in r.series.items():
+                limit = _MAX_ARRIVALS if key == "arrivals" else 400
+                merged[key].extend({**row, "variant": r.label} for row in rows[:limit])
+        return merged
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.scenario
+        return {
+            "name": s.name,
+            "file": s.file,
+            "description": " ".join(s.description.split()),
+            "seed": self.seed,
+            "command": self.command,
+            "store": self.store,
+            "simulated_seconds": round(self.simulated_seconds, 6),
+            "wall_seconds": round(self.wall_seconds, 3),
+            "trace_hash": self.trace_hash,
+            "passed": self.passed,
+            "invariants": [i.to_json() for i in self.invariants],
+            "figures": self.figures,
+            "series": self.series(),
+            "comparison": self.comparison,
+        }
+
+
+def _store_label(url: str) -> str:
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgres"
+    return "embedded"
+
+
+def run_scenario(
+    scenario: Scenario,
+    *,
+    seed: int | None = None,
+    store_url: str | None = None,
+    hooks: Hooks = Hooks(),
+    progress: Callable[[str], Progress | None] | None = None,
+    determinism: bool | None = None,
+) -> ScenarioOutcome:
+    """Simulate `scenario` (all variants), check its invariants, compare, verdict."""
+    run_seed = scenario.seed if seed is None else seed
+    url = store_url or scenario.store_url
+    runs: list[SimRun] = []
+    for label, settings in iter_variants(scenario):
+        bar = progress(label) if progress is not None else None
+        runs.append(
+            simulate(
+                scenario,
+                seed=run_seed,
+                store_url=url,
+                settings=settings,
+                label=label,
+                hooks=hooks,
+                progress=bar,
+            )
+        )
+    invariants = _merge([check_run(r) for r in runs], [r.label for r in runs])
+    check_det = "determinism" in scenario.invariants if determinism is None else determinism
+    if check_det:
+        first = runs[0]
+        again = simulate(
+            scenario,
+            seed=run_seed,
+            store_url=url,
+            settings=first.records.settings,
+            label=first.label,
+            hooks=hooks,
+            keep_trace=False,
+        )
+        same = again.trace_hash == first.trace_hash
+        details = (
+            f"two runs with seed {run_seed}: {first.trace_hash[:16]} "
+            f"{'==' if same else '!='} {again.trace_hash[:16]} "
+            f"({first.trace.count} trace lines)"
+        )
+        invariants.append(InvariantResult("determinism", same, 2, details))
+    comparison = _comparison(scenario, runs)
+    if comparison is not None and comparison.get("kind") == "herd":
+        verdict_ok = bool(comparison["matches_study"])
+        invariants.append(
+            InvariantResult(
+                "herd_ranking",
+                verdict_ok,
+                len(comparison["rows"]),
+                str(comparison["verdict"]),
+            )
+        )
+    command = reproduce_command(runs[0])
+    return ScenarioOutcome(
+        scenario=scenario,
+        seed=run_seed,
+        command=command,
+        store=_store_label(url),
+        runs=runs,
+        invariants=invariants,
+        comparison=comparison,
+        wall_seconds=sum(r.wall_seconds for r in runs),
+    )
+
+
+def _merge(results: Sequence[list[InvariantResult]], labels: Sequence[str]) -> list[InvariantResult]:
+    if len(results) == 1:
+        return list(results[0])
+    merged: list[InvariantResult] = []
+    for i, first in enumerate(results[0]):
+        group = [rs[i] for rs in results]
+        broken = [(label, r) for label, r in zip(labels, group, strict=True) if not r.passed]
+        checked = sum(r.checked for r in group)
+        if broken:
+            label, r = broken[0]
+            merged.append(
+                InvariantResult(
+                    first.name,
+                    False,
+                    checked,
+                    f"{label}: {r.details}",
+                    r.counterexample,
+                )
+            )
+        else:
+            merged.append(
+                InvariantResult(
+                    first.name, True, checked, f"held in all {len(group)} variants, {checked} checks"
+                )
+            )
+    return merged
+
+
+# --- comparisons -----------------------------------------------------------------------------
+
+
+def _comparison(scenario: Scenario, runs: Sequence[SimRun]) -> dict[str, Any] | None:
+    c = scenario.comparison
+    if c is None:
+        return None
+    if c.kind == "replay":
+        f = runs[0].figures
+        columns = ["guard", "deliveries", "events", "replays_accepted", "legitimate_dropped"]
+        rows = [
+            [
+                "seed: last_processed_event_id ledger only",
+                f["stripe_requests"],
+                f["events_generated"],
+                f["seed_replays_accepted"],
+                f["seed_legitimate_dropped"],
+            ],
+            [
+                "fixed: processed-event set (tenant, event id) + 300 s tolerance",
+                f["stripe_requests"],
+                f["events_generated"],
+                f["fixed_replays_accepted"],
+                f["fixed_legitimate_dropped"],
+            ],
+        ]
+        return {"kind": "replay", "columns": columns, "rows": rows}
+    rows = []
+    for r in runs:
+        settings = r.records.settings
+        f = r.figures
+        rows.append(
+            [
+                settings.n8n_backoff_strategy.value,
+                settings.n8n_retry_budget_enabled,
+                f["peak_arrivals_per_s"],
+                f["peak_retries_per_s"],
+                f["n8n_calls"],
+                f["time_until_all_delivered"],
+                f["delivered"],
+                f["dead_lettered"],
+                f["retries"],
+            ]
+        )
+    matches, verdict = _herd_verdict(rows)
+    return {
+        "kind": "herd",
+        "columns": list(_HERD_COLUMNS),
+        "rows": rows,
+        "matches_study": matches,
+        "verdict": verdict,
+    }
+
+
+def _herd_verdict(rows: Sequence[Sequence[Any]]) -> tuple[bool, str]:
+    """Compare with AWS's "Exponential Backoff And Jitter": no jitter is worst (most calls,
+    highest retry peak), full and decorrelated jitter are best (fewest calls)."""
+    plain = {r[0]: r for r in rows if r[1] is False}
+    needed = {Strategy.NONE.value, Strategy.FULL.value, Strategy.DECORRELATED.value}
+    if not needed <= plain.keys():
+        return True, "not enough strategies without budget to rank"
+    calls = {k: float(v[4]) for k, v in plain.items()}
+    peaks = {k: float(v[3]) for k, v in plain.items()}
+    ranked = sorted(calls, key=lambda k: (calls[k], k))
+    none_worst = calls["none"] == max(calls.values()) and peaks["none"] == max(peaks.values())
+    best_two = set(ranked[:2]) == {"full", "decorrelated"} or ranked[0] in ("full", "decorrelated")
+    order = " < ".join(f"{k} ({calls[k]:g} calls, retry peak {peaks[k]:g}/s)" for k in ranked)
+    if none_worst and best_two:
+        return True, f"matches the AWS study: {order}"
+    why = []
+    if not none_worst:
+        why.append("no jitter is not the worst on calls and retry peak")
+    if not best_two:
+        why.append("neither full nor decorrelated jitter has the fewest calls")
+    return False, f"differs from the AWS study ({'; '.join(why)}): {order}"
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def _environment() -> dict[str, str]:
+    try:
+        version = metadata.version("reliability-harness")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "package_version": version,
+    }
+
+
+def results_document(
+    outcomes: Sequence[ScenarioOutcome], *, seed: int, command: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """The JSON document (see docs/results-schema.md)."""
+    when = now if now is not None else datetime.now(UTC)
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": when.isoformat(timespec="seconds"),
+        "environment": _environment(),
+        "seed": seed,
+        "command": command,
+        "scenarios": [o.to_json() for o in outcomes],
+    }
+
+
+def write_json(path: str | Path, document: Mapping[str, Any]) -> None:
+    """Write atomically (a temporary file, then a rename): never a half-written result."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(target.suffix + ".tmp")
+    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(target)
+
+
+def write_junit(path: str | Path, outcomes: Sequence[ScenarioOutcome]) -> None:
+    """One testsuite, one testcase per (scenario, invariant); a broken one is a <failure>."""
+    cases = [(o, i) for o in outcomes for i in o.invariants]
+    failures = sum(1 for _, i in cases if not i.passed)
+    suite = ET.Element(
+        "testsuite",
+        {
+            "name": "reliability-harness chaos",
+            "tests": str(len(cases)),
+            "failures": str(failures),
+            "errors": "0",
+            "time": f"{sum(o.wall_seconds for o in outcomes):.3f}",
+        },
+    )
+    for o in outcomes:
+        share = o.wall_seconds / max(1, len(o.invariants))
+        for inv in o.invariants:
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                {"classname": f"chaos.{o.scenario.name}", "name": inv.name, "time": f"{share:.3f}"},
+            )
+            if not inv.passed:
+                failure = ET.SubElement(case, "failure", {"message": inv.details[:500]})
+                body = [inv.details]
+                if inv.counterexample is not None:
+                    body.append(inv.counterexample.render())
+                body.append(f"reproduce: {o.command}")
+                failure.text = "\n".join(body)
+            out = ET.SubElement(case, "system-out")
+            out.text = f"trace_hash={o.trace_hash} seed={o.seed} {inv.details}"
+    root = ET.Element("testsuites")
+    root.append(suite)
+    ET.indent(root)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(target.suffix + ".tmp")
+    ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)
+    tmp.replace(target)
