@@ -77,6 +77,7 @@ _SERVICE_DEFAULTS: Final[Mapping[str, str]] = {
     "N8N_MAX_CONCURRENCY": "20",
     "N8N_DLQ_TTL_HOURS": "24",
     "N8N_DLQ_CLEANUP_INTERVAL_MS": "60000",
+    "RELIABILITY_LEASE_MARGIN_MS": "5000",
 }
 """Service settings of a harness run; `StackConfig.settings` overrides any of them."""
 

@@ -129,6 +129,7 @@ class Settings:
     reliability_database_url: str = "sqlite:///reliability.db"
     reliability_admin_token: str = ""
     reliability_body_limit_bytes: int = 1024 * 1024
+    reliability_lease_margin_ms: int = 30_000
     n8n_routes: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_ROUTES))
     tenants: Mapping[str, TenantConfig] = field(default_factory=dict)
 
@@ -261,6 +262,7 @@ _ENV_FIELDS: dict[str, _Parser] = {
     "RELIABILITY_DATABASE_URL": str,
     "RELIABILITY_ADMIN_TOKEN": str,
     "RELIABILITY_BODY_LIMIT_BYTES": _int,
+    "RELIABILITY_LEASE_MARGIN_MS": _int,
     "N8N_ROUTES": _routes,
 }
 
@@ -374,6 +376,7 @@ def _validate(s: Settings, where: Mapping[str, str]) -> None:
         "N8N_DLQ_CLEANUP_INTERVAL_MS",
         "N8N_CONNECT_TIMEOUT_MS",
         "N8N_READ_TIMEOUT_MS",
+        "RELIABILITY_LEASE_MARGIN_MS",
     )
     for key in positive_ms:
         value = getattr(s, key.lower())

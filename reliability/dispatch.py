@@ -46,9 +46,6 @@ from reliability.store.base import (
 
 __all__ = ["Dispatcher", "DrainReport", "classify_status"]
 
-_LEASE_MARGIN = 30.0
-"""Seconds a lease outlives the longest possible call, so a slow call never loses its row."""
-
 
 @dataclass(frozen=True, slots=True)
 class DrainReport:
@@ -116,7 +113,10 @@ class Dispatcher:
             transport=transport,
             timeout=httpx.Timeout(connect=connect, read=read, write=read, pool=connect),
         )
-        self._lease = timedelta(seconds=connect + 2 * read + _LEASE_MARGIN)
+        # A lease outlives the longest possible call by a margin, so a slow call keeps its row;
+        # a crashed holder's rows come back to a drain once it has passed.
+        margin = settings.reliability_lease_margin_ms / 1000
+        self._lease = timedelta(seconds=connect + 2 * read + margin)
         self._quota_timeout = read
         self.breakers = BreakerRegistry(
             clock, lambda t: settings.tenant(t).breaker, listeners=[self._on_transition]

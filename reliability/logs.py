@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -150,7 +149,8 @@ def uvicorn_log_config(
         "class": "logging.StreamHandler",
         "formatter": "json",
         "filters": ["redact"],
-        "stream": stream if stream is not None else sys.stderr,
+        # A string, not the object, so the config pickles into uvicorn's worker processes.
+        "stream": stream if stream is not None else "ext://sys.stderr",
     }
     loggers = {
         name: {"handlers": ["json"], "level": level.upper(), "propagate": False}
