@@ -81,7 +81,9 @@ class InvariantResult:
             "passed": self.passed,
             "checked": self.checked,
             "details": self.details,
-            "counterexample": None if self.counterexample is None else self.counterexample.to_json(),
+            "counterexample": None
+            if self.counterexample is None
+            else self.counterexample.to_json(),
         }
 
 
@@ -441,17 +443,17 @@ def _breakers(run: SimRun, params: Mapping[str, Any]) -> _Outcome:
             model.record(op.t, op)
         elif op.op == "release" and op.probe and op.generation == model.generation:
             model.in_flight -= 1
-    actual: dict[tuple[int, str], list[tuple[State, State, float]]] = defaultdict(list)
+    seen: dict[tuple[int, str], list[tuple[State, State, float]]] = defaultdict(list)
     for _, instance, ev in r.events:
         if isinstance(ev, BreakerChanged):
-            actual[(instance, ev.tenant_id)].append((ev.old, ev.new, r.seconds(ev.at)))
-    for key in sorted(set(models) | set(actual)):
-        want = models[key].transitions if key in models else []
-        got = actual.get(key, [])
+            seen[(instance, ev.tenant_id)].append((ev.old, ev.new, r.seconds(ev.at)))
+    for key in sorted(set(models) | set(seen)):
+        expected = models[key].transitions if key in models else []
+        observed = seen.get(key, [])
         out.checked += 1
-        for i in range(max(len(want), len(got))):
-            w = want[i] if i < len(want) else None
-            g = got[i] if i < len(got) else None
+        for i in range(max(len(expected), len(observed))):
+            w = expected[i] if i < len(expected) else None
+            g = observed[i] if i < len(observed) else None
             if w is not None and g is not None and w[:2] == g[:2] and abs(w[2] - g[2]) <= 1e-5:
                 continue
             if w is not None and g is None and w[1] is State.HALF_OPEN:
@@ -613,12 +615,16 @@ def _dlq_ttl(run: SimRun, params: Mapping[str, Any]) -> _Outcome:
             continue
         row = rows.get(new)
         again = back_in_dlq.get(new)
-        count = row.retry_count if row is not None else again.retry_count if again else None
-        key = row.idempotency_key if row is not None else again.idempotency_key if again else None
-        if count != retry.retry_count + 1 or key != retry.idempotency_key:
+        stored_count: int | None = None
+        stored_key: str | None = None
+        if row is not None:
+            stored_count, stored_key = row.retry_count, row.idempotency_key
+        elif again is not None:
+            stored_count, stored_key = again.retry_count, again.idempotency_key
+        if stored_count != retry.retry_count + 1 or stored_key != retry.idempotency_key:
             out.fail(
                 _Violation(
-                    f"manual retry recorded retry_count={count} key={key}, expected "
+                    f"manual retry recorded retry_count={stored_count} key={stored_key}, expected "
                     f"{retry.retry_count + 1} and {retry.idempotency_key}",
                     retry.tenant,
                     None,
@@ -628,7 +634,8 @@ def _dlq_ttl(run: SimRun, params: Mapping[str, Any]) -> _Outcome:
                 )
             )
     out.notes.append(
-        f"{len(r.probes)} visibility probes, {len(r.purges)} purges, {len(r.retries)} manual retries"
+        f"{len(r.probes)} visibility probes, {len(r.purges)} purges, "
+        f"{len(r.retries)} manual retries"
     )
     return out
 

@@ -149,13 +149,14 @@ def run_scenario(
     *,
     seed: int | None = None,
     store_url: str | None = None,
-    hooks: Hooks = Hooks(),
+    hooks: Hooks | None = None,
     progress: Callable[[str], Progress | None] | None = None,
     determinism: bool | None = None,
 ) -> ScenarioOutcome:
     """Simulate `scenario` (all variants), check its invariants, compare, verdict."""
     run_seed = scenario.seed if seed is None else seed
     url = store_url or scenario.store_url
+    hooks = hooks if hooks is not None else Hooks()
     runs: list[SimRun] = []
     for label, settings in iter_variants(scenario):
         bar = progress(label) if progress is not None else None
@@ -214,7 +215,9 @@ def run_scenario(
     )
 
 
-def _merge(results: Sequence[list[InvariantResult]], labels: Sequence[str]) -> list[InvariantResult]:
+def _merge(
+    results: Sequence[list[InvariantResult]], labels: Sequence[str]
+) -> list[InvariantResult]:
     if len(results) == 1:
         return list(results[0])
     merged: list[InvariantResult] = []
@@ -236,7 +239,10 @@ def _merge(results: Sequence[list[InvariantResult]], labels: Sequence[str]) -> l
         else:
             merged.append(
                 InvariantResult(
-                    first.name, True, checked, f"held in all {len(group)} variants, {checked} checks"
+                    first.name,
+                    True,
+                    checked,
+                    f"held in all {len(group)} variants, {checked} checks",
                 )
             )
     return merged
@@ -252,7 +258,7 @@ def _comparison(scenario: Scenario, runs: Sequence[SimRun]) -> dict[str, Any] | 
     if c.kind == "replay":
         f = runs[0].figures
         columns = ["guard", "deliveries", "events", "replays_accepted", "legitimate_dropped"]
-        rows = [
+        table: list[list[Any]] = [
             [
                 "seed: last_processed_event_id ledger only",
                 f["stripe_requests"],
@@ -268,8 +274,8 @@ def _comparison(scenario: Scenario, runs: Sequence[SimRun]) -> dict[str, Any] | 
                 f["fixed_legitimate_dropped"],
             ],
         ]
-        return {"kind": "replay", "columns": columns, "rows": rows}
-    rows = []
+        return {"kind": "replay", "columns": columns, "rows": table}
+    rows: list[list[Any]] = []
     for r in runs:
         settings = r.records.settings
         f = r.figures
@@ -287,6 +293,15 @@ def _comparison(scenario: Scenario, runs: Sequence[SimRun]) -> dict[str, Any] | 
             ]
         )
     matches, verdict = _herd_verdict(rows)
+    budgeted = [r for r in rows if r[1] is True]
+    if budgeted:
+        calls = sum(float(r[4]) for r in budgeted) / len(budgeted)
+        dead = sum(float(r[7]) for r in budgeted) / len(budgeted)
+        verdict += (
+            f". With the retry budget on, calls fall to {calls:.0f} on average, but the budget"
+            f" refuses retries while a tenant's failure ratio is high, so {dead:.0f} deliveries"
+            " on average wait in the DLQ (RETRY_BUDGET) for a manual retry instead."
+        )
     return {
         "kind": "herd",
         "columns": list(_HERD_COLUMNS),
@@ -296,7 +311,7 @@ def _comparison(scenario: Scenario, runs: Sequence[SimRun]) -> dict[str, Any] | 
     }
 
 
-def _herd_verdict(rows: Sequence[Sequence[Any]]) -> tuple[bool, str]:
+def _herd_verdict(rows: Sequence[list[Any]]) -> tuple[bool, str]:
     """Compare with AWS's "Exponential Backoff And Jitter": no jitter is worst (most calls,
     highest retry peak), full and decorrelated jitter are best (fewest calls)."""
     plain = {r[0]: r for r in rows if r[1] is False}

@@ -21,7 +21,7 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, TextIO, cast
@@ -30,7 +30,7 @@ import psycopg
 from psycopg import sql
 
 from harness.fake_n8n import FakeN8n
-from harness.fake_stripe import FakeStripe
+from harness.fake_stripe import FakeStripe, sign
 from harness.journal import JournalEntry
 from harness.scenario import Scenario
 from harness.vclock import DEFAULT_START, VirtualClock, run
@@ -51,7 +51,16 @@ from reliability.events import (
 )
 from reliability.intake import Intake, IntakeCode
 from reliability.signature import SignatureError, verify
-from reliability.store import DlqEntry, DlqFilter, NewDelivery, OutboxRow, Store, open_store
+from reliability.store import (
+    DlqEntry,
+    DlqFilter,
+    NewDelivery,
+    OutboxRow,
+    PostgresStore,
+    SqliteStore,
+    Store,
+    open_store,
+)
 
 __all__ = [
     "BreakerOp",
@@ -73,8 +82,6 @@ __all__ = [
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=DEFAULT_START.tzinfo)
 _BAD_KINDS: Final = ("tampered", "no-v1", "unparsable", "missing")
 _MAX_SERIES: Final = 2000
-import os
-_GC_MODE = os.environ.get("SIM_GC", "tick0")
 _RETRIED: Final = frozenset({"delivery", "duplicate", "resigned", "retry", "burst"})
 """Requests the fake Stripe sends again when the service did not answer (not forgeries)."""
 
@@ -434,6 +441,9 @@ class _Sim:
         self._templates: dict[tuple[str, str], dict[str, Any]] = {}
         self._lives: dict[str, DlqLife] = {}
 
+    def _crashed(self) -> bool:
+        return not self.up
+
     # -- recording hooks ----------------------------------------------------------------------
 
     def now_t(self) -> float:
@@ -514,7 +524,9 @@ class _Sim:
             return
         r = self.records
         r.dlq_entries[entry.id] = entry
-        life = DlqLife(entry.id, entry.tenant_id, self.clock.monotonic(), r.seconds(entry.expires_at))
+        life = DlqLife(
+            entry.id, entry.tenant_id, self.clock.monotonic(), r.seconds(entry.expires_at)
+        )
         self._lives[entry.id] = life
         r.dlq_lives.append(life)
         if self._probes_left > 0:
@@ -585,7 +597,6 @@ class _Sim:
         self.clock = clock
         self.trace.bind(clock)
         self.records.start = clock.now()
-        scenario = self.scenario
         ids_rng = derive_rng(self.seed, "ids")
 
         def ids() -> str:
@@ -596,21 +607,18 @@ class _Sim:
             schema = f"chaos_{uuid.uuid4().hex[:12]}"
             with clock.real_io():
                 _create_schema(self.store_url, schema)
-        raw = open_store(self.store_url, ids=ids, schema=schema)
-        if hasattr(raw, "_db"):
-            # The embedded store of a simulation needs no durability against power loss.
-            cast(Any, raw)._live().execute("PRAGMA synchronous = OFF")
+        raw = _open(self.store_url, ids, schema)
         inner: Store = raw
         if self.hooks.store is not None:
             inner = self.hooks.store(inner)
         store = cast(Store, _ObservedStore(inner, self, real_io=schema is not None))
         self.store = store
         try:
-            with clock.real_io() if schema is not None else _nullcontext():
+            with clock.real_io() if schema is not None else _NullContext():
                 await raw.migrate()
             await self._run(store)
         finally:
-            with clock.real_io() if schema is not None else _nullcontext():
+            with clock.real_io() if schema is not None else _NullContext():
                 await raw.close()
             if schema is not None:
                 with clock.real_io():
@@ -757,14 +765,14 @@ class _Sim:
                 body = self._body(spec)
             answers = await asyncio.gather(*(self._send(g, spec, body, intake) for g in group))
             left = remaining[item.event] - len(group)
-            if any(a is None for a in answers) and item.kind in _RETRIED:
-                if item.attempt < len(schedule):
-                    at = clock.monotonic() + schedule[item.attempt]
-                    heapq.heappush(
-                        plan, _Planned(at, seq, item.tenant, item.event, "retry", item.attempt + 1)
-                    )
-                    seq += 1
-                    left += 1
+            unanswered = any(a is None for a in answers)
+            if unanswered and item.kind in _RETRIED and item.attempt < len(schedule):
+                at = clock.monotonic() + schedule[item.attempt]
+                heapq.heappush(
+                    plan, _Planned(at, seq, item.tenant, item.event, "retry", item.attempt + 1)
+                )
+                seq += 1
+                left += 1
             if left > 0:
                 remaining[item.event] = left
                 bodies[item.event] = body
@@ -838,7 +846,7 @@ class _Sim:
             try:
                 report: DrainReport = await asyncio.shield(task)
             except asyncio.CancelledError:
-                if task.cancelled() and not self.up:
+                if task.cancelled() and self._crashed():
                     continue
                 raise
             self.records.drains.append((clock.monotonic(), report))
@@ -943,8 +951,8 @@ class _Sim:
         clock = self.clock
         lock = getattr(store, "_lock", None)
         real = getattr(store, "_real_io", False)
-        async with lock if lock is not None else _anull():
-            with clock.real_io() if real else _nullcontext():
+        async with lock if lock is not None else _AsyncNull():
+            with clock.real_io() if real else _NullContext():
                 delivered = await inner.delivered_keys()
                 pending = await inner.outbox_rows()
                 dlq = await _all_dlq(inner)
@@ -965,10 +973,6 @@ class _Sim:
         steps = 100
         for i in range(1, steps + 1):
             await self.clock.sleep(end * i / steps - self.clock.monotonic())
-            if _GC_MODE == "tick1":
-                gc.collect(1)
-            elif _GC_MODE == "tick0":
-                gc.collect(0)
             if self.progress is not None:
                 self.progress(i / steps)
 
@@ -986,7 +990,7 @@ async def _all_dlq(store: Store) -> list[DlqEntry]:
     return out
 
 
-class _nullcontext:
+class _NullContext:
     def __enter__(self) -> None:
         return None
 
@@ -994,12 +998,25 @@ class _nullcontext:
         return None
 
 
-class _anull:
+class _AsyncNull:
     async def __aenter__(self) -> None:
         return None
 
     async def __aexit__(self, *exc: object) -> None:
         return None
+
+
+_MEMORY_URLS: Final = ("sqlite://", "sqlite://:memory:", "sqlite:///:memory:")
+
+
+def _open(url: str, ids: Callable[[], str], schema: str | None) -> SqliteStore | PostgresStore:
+    """The store a URL names; the embedded one without fsync (a simulation needs no
+    durability against power loss, and `synchronous=OFF` is most of SQLite's write cost)."""
+    if url in _MEMORY_URLS:
+        return SqliteStore(":memory:", ids=ids, synchronous="OFF")
+    if url.startswith("sqlite:///"):
+        return SqliteStore(url.removeprefix("sqlite:///"), ids=ids, synchronous="OFF")
+    return cast(PostgresStore, open_store(url, ids=ids, schema=schema))
 
 
 def _create_schema(url: str, schema: str) -> None:
@@ -1014,8 +1031,6 @@ def _drop_schema(url: str, schema: str) -> None:
 
 
 def _sign(secret: str, stamp: int, body: bytes) -> str:
-    from harness.fake_stripe import sign
-
     return sign(body, secret, stamp)
 
 
@@ -1097,15 +1112,15 @@ def _figures(sim: _Sim) -> tuple[dict[str, float], dict[str, list[dict[str, Any]
     strategy = sim.settings.n8n_backoff_strategy
     retry_events = [e for _, _, e in r.events if isinstance(e, Retrying)]
     stride = max(1, math.ceil(len(retry_events) / _MAX_SERIES))
-    for i, ev in enumerate(retry_events):
+    for i, rev in enumerate(retry_events):
         if i % stride == 0:
             delays.append(
                 {
                     "strategy": strategy.value,
-                    "attempt": ev.attempt,
-                    "delay": round(ev.delay, 6),
-                    "low": round(ev.bounds[0], 6),
-                    "high": round(ev.bounds[1], 6),
+                    "attempt": rev.attempt,
+                    "delay": round(rev.delay, 6),
+                    "low": round(rev.bounds[0], 6),
+                    "high": round(rev.bounds[1], 6),
                 }
             )
     dead = 0
@@ -1220,7 +1235,7 @@ def simulate(
     store_url: str | None = None,
     settings: Settings | None = None,
     label: str = "",
-    hooks: Hooks = Hooks(),
+    hooks: Hooks | None = None,
     progress: Progress | None = None,
     keep_trace: bool = True,
 ) -> SimRun:
@@ -1232,24 +1247,20 @@ def simulate(
         run_seed,
         settings or scenario.settings,
         url,
-        hooks,
+        hooks if hooks is not None else Hooks(),
         progress,
         keep_trace=keep_trace,
         seed_guard=scenario.comparison is not None and scenario.comparison.kind == "replay",
     )
     wall = time.perf_counter()
-    enabled = gc.isenabled()
-    if _GC_MODE.startswith("tick"):
-        gc.disable()
-    elif _GC_MODE == "high":
-        gc.set_threshold(100_000, 50, 100)
-    elif _GC_MODE == "freeze":
-        gc.freeze()
+    thresholds = gc.get_threshold()
+    gc.freeze()  # what exists before the run is not garbage: keep the collector off it
+    gc.set_threshold(50_000, 20, 100)  # fewer young collections over a large, growing heap
     try:
         run(sim.main, start=DEFAULT_START, max_virtual_seconds=scenario.end + 86_400.0)
     finally:
-        if enabled:
-            gc.enable()
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
     wall = time.perf_counter() - wall
     figures, series = _figures(sim)
     return SimRun(

@@ -41,6 +41,7 @@ from reliability.store.base import (
     DlqEntry,
     DlqFilter,
     InvalidInput,
+    OutboxRow,
     Store,
     StoreUnavailable,
 )
@@ -133,7 +134,7 @@ class _Service:
         self.clock = clock
         self.dispatcher = dispatcher
         self.metrics = metrics
-        self.intake = Intake(settings, store, clock)
+        self.intake = Intake(settings, store, clock, claim_lease=dispatcher.lease)
         self._cron = settings.cron_secret.encode("utf-8")
         self._admin = settings.reliability_admin_token.encode("utf-8")
         self._openapi = _dump(openapi_document())
@@ -181,9 +182,22 @@ class _Service:
         result = await self.intake.handle(tenant_id, request.headers.get("stripe-signature"), body)
         self.metrics.intake_result(tenant_id, result.code.value)
         task = None
-        if result.outbox_ids:
+        if result.claimed:
+            task = BackgroundTask(self._deliver_claimed, result.claimed)
+        elif result.outbox_ids:
             task = BackgroundTask(self._deliver, result.outbox_ids)
         return Response(result.body, status_code=result.status, media_type=_JSON, background=task)
+
+    async def _deliver_claimed(self, rows: Sequence[OutboxRow]) -> None:
+        """Deliver rows the intake inserted already claimed; on failure their lease runs out
+        and the next drain after it picks them up."""
+        try:
+            await self.dispatcher.deliver_claimed(rows)
+        except Exception:
+            _log.exception(
+                "immediate delivery failed; a drain picks the rows up after their lease",
+                extra=log_fields(outbox_ids=[r.id for r in rows]),
+            )
 
     async def _deliver(self, outbox_ids: Sequence[str]) -> None:
         """Immediate delivery after the answer; a failure leaves the rows to the next drain."""

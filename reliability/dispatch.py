@@ -147,6 +147,10 @@ class Dispatcher:
         """Claim these rows and see each through: delivered, dead-lettered or handed to drain."""
         await asyncio.gather(*(self._deliver_one(i) for i in outbox_ids))
 
+    async def deliver_claimed(self, rows: Sequence[OutboxRow]) -> None:
+        """See rows through that the caller already holds (e.g. claimed at intake)."""
+        await asyncio.gather(*(self._run(r, hold=True) for r in rows))
+
     async def drain(self, *, batch: int = 100, budget_seconds: float = 10.0) -> DrainReport:
         """Give every due row one attempt, `batch` rows at a time, until none is due or the
         time budget is spent; purge expired dead letters when the last purge is old enough."""

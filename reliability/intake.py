@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -26,7 +27,13 @@ from reliability.signature import (
     SignatureError,
     verify,
 )
-from reliability.store.base import NewDelivery, PayloadError, Store, StoreUnavailable
+from reliability.store.base import (
+    NewDelivery,
+    OutboxRow,
+    PayloadError,
+    Store,
+    StoreUnavailable,
+)
 
 __all__ = ["MAX_EVENT_ID_LENGTH", "Intake", "IntakeCode", "IntakeResult", "delivery_payload"]
 
@@ -67,6 +74,8 @@ class IntakeResult:
     code: IntakeCode
     outbox_ids: tuple[str, ...] = ()
     event_id: str | None = None
+    claimed: tuple[OutboxRow, ...] = ()
+    """With a claim lease, the new outbox rows already claimed for immediate delivery."""
 
 
 def _json(value: Mapping[str, Any]) -> bytes:
@@ -145,12 +154,15 @@ class Intake:
         *,
         tolerance: int = DEFAULT_TOLERANCE,
         future_tolerance: int = DEFAULT_FUTURE_TOLERANCE,
+        claim_lease: timedelta | None = None,
     ) -> None:
         self.settings = settings
         self._store = store
         self._clock = clock
         self._tolerance = tolerance
         self._future_tolerance = future_tolerance
+        self._claim_lease = claim_lease
+        """With a lease, new rows are inserted claimed: delivering them needs no claim query."""
 
     @property
     def body_limit(self) -> int:
@@ -217,7 +229,7 @@ class Intake:
         ]
         try:
             accepted = await self._store.accept_event(
-                tenant_id, event_id, deliveries, now=self._clock.now()
+                tenant_id, event_id, deliveries, now=self._clock.now(), lease=self._claim_lease
             )
         except StoreUnavailable:
             refused = _refuse(IntakeCode.STORE_UNAVAILABLE, "the store is unavailable; retry")
@@ -227,8 +239,10 @@ class Intake:
         if not accepted.new:
             return IntakeResult(200, _DUPLICATE_BODY, IntakeCode.DUPLICATE, (), event_id)
         body_out = _json({"ok": True, "duplicate": False, "deliveries": len(accepted.outbox_ids)})
-        return IntakeResult(200, body_out, IntakeCode.ACCEPTED, accepted.outbox_ids, event_id)
+        return IntakeResult(
+            200, body_out, IntakeCode.ACCEPTED, accepted.outbox_ids, event_id, accepted.claimed
+        )
 
 
 def _with_event(result: IntakeResult, event_id: str) -> IntakeResult:
-    return IntakeResult(result.status, result.body, result.code, result.outbox_ids, event_id)
+    return replace(result, event_id=event_id)

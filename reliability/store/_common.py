@@ -20,6 +20,7 @@ from typing import Any
 from reliability.errors import ErrorCode
 from reliability.store.base import (
     MAX_ERROR_MESSAGE,
+    AcceptResult,
     AttemptError,
     DlqAlert,
     DlqCursor,
@@ -27,6 +28,7 @@ from reliability.store.base import (
     DlqPage,
     InvalidInput,
     NewDelivery,
+    OutboxRow,
     PayloadError,
     StoreError,
 )
@@ -244,3 +246,42 @@ def page(entries: list[DlqEntry], limit: int) -> DlqPage:
         return DlqPage(tuple(entries), None)
     last = entries[limit - 1]
     return DlqPage(tuple(entries[:limit]), DlqCursor(last.created_at, last.id))
+
+
+def accept_lease(
+    now: datetime, lease: timedelta | None, ids: Callable[[], str]
+) -> tuple[datetime | None, str | None]:
+    """`(locked_until, lease_token)` for rows claimed as they are accepted, or `(None, None)`."""
+    if lease is None:
+        return None, None
+    return now + positive(lease, "lease"), new_id(ids)
+
+
+def accepted(
+    deliveries: Sequence[NewDelivery],
+    encoded: Sequence[EncodedDelivery],
+    now: datetime,
+    until: datetime | None,
+    token: str | None,
+) -> AcceptResult:
+    """The `AcceptResult` of a new event; with a lease, its rows as the claimer holds them."""
+    ids = tuple(e.id for e in encoded)
+    if until is None:
+        return AcceptResult(new=True, outbox_ids=ids)
+    claimed = tuple(
+        OutboxRow(
+            id=e.id,
+            tenant_id=e.tenant_id,
+            workflow=e.workflow,
+            payload=d.payload,
+            idempotency_key=e.idempotency_key,
+            event_id=e.event_id,
+            attempt=0,
+            next_attempt_at=now,
+            locked_until=until,
+            lease_token=token,
+            created_at=now,
+        )
+        for d, e in zip(deliveries, encoded, strict=True)
+    )
+    return AcceptResult(new=True, outbox_ids=ids, claimed=claimed)

@@ -122,6 +122,8 @@ class AcceptResult:
 
     new: bool
     outbox_ids: tuple[str, ...] = ()
+    claimed: tuple[OutboxRow, ...] = ()
+    """With `lease=`, the new rows as their claimer holds them (same order as `outbox_ids`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,8 +215,14 @@ class Store(Protocol):
         deliveries: Sequence[NewDelivery],
         *,
         now: datetime,
+        lease: timedelta | None = None,
     ) -> AcceptResult:
-        """Ledger insert and outbox enqueue in one transaction; a duplicate writes nothing."""
+        """Ledger insert and outbox enqueue in one transaction; a duplicate writes nothing.
+
+        With `lease`, the new rows are inserted already claimed (`AcceptResult.claimed`), so
+        the caller delivers them at once without a claim round trip; if it dies, they come
+        back to a drain when the lease has passed.
+        """
         ...
 
     async def is_processed(self, tenant_id: str, event_id: str) -> bool: ...

@@ -82,9 +82,9 @@ _UNNEST = """
 
 _INSERT_OUTBOX = """
 INSERT INTO outbox (id, tenant_id, workflow, payload, idempotency_key, event_id, attempt,
-                    next_attempt_at, created_at)
+                    next_attempt_at, created_at, locked_until, lease_token)
 SELECT d.id, d.tenant_id, d.workflow, d.payload::jsonb, d.idempotency_key, d.event_id, 0,
-       %(now)s, %(now)s
+       %(now)s, %(now)s, %(until)s::timestamptz, %(token)s::text
 """
 
 _RECORD_IF_NEW = _RECORD + "SELECT count(*) FROM ins"
@@ -338,19 +338,24 @@ class PostgresStore:
         deliveries: Sequence[NewDelivery],
         *,
         now: datetime,
+        lease: timedelta | None = None,
     ) -> AcceptResult:
+        at = c.utc(now, "now")
         params = {
             "tenant": c.text(tenant_id, "tenant_id"),
             "event": c.text(event_id, "event_id"),
-            "now": c.utc(now, "now"),
+            "now": at,
         }
         encoded = c.encode_deliveries(deliveries, ids=self._ids, max_bytes=self._payload_limit)
         if not encoded:
             return AcceptResult(new=await self.record_if_new(tenant_id, event_id, now=now))
-        row = await self._one(_ACCEPT, params | _columns(encoded))
+        until, token = c.accept_lease(at, lease, self._ids)
+        row = await self._one(
+            _ACCEPT, params | _columns(encoded) | {"until": until, "token": token}
+        )
         if row is None or row[0] == 0:
             return AcceptResult(new=False)
-        return AcceptResult(new=True, outbox_ids=tuple(e.id for e in encoded))
+        return c.accepted(deliveries, encoded, at, until, token)
 
     async def is_processed(self, tenant_id: str, event_id: str) -> bool:
         row = await self._one(
@@ -380,7 +385,8 @@ class PostgresStore:
         if not encoded:
             return []
         async with self._conn() as conn:
-            await conn.execute(_ENQUEUE, {"now": at} | _columns(encoded))
+            params = {"now": at, "until": None, "token": None}
+            await conn.execute(_ENQUEUE, params | _columns(encoded))
         return [e.id for e in encoded]
 
     async def claim_due(self, limit: int, *, now: datetime, lease: timedelta) -> list[OutboxRow]:

@@ -200,15 +200,18 @@ class SqliteStore:
         deliveries: Sequence[NewDelivery],
         *,
         now: datetime,
+        lease: timedelta | None = None,
     ) -> AcceptResult:
         tenant, event = c.text(tenant_id, "tenant_id"), c.text(event_id, "event_id")
-        at = _ts(c.utc(now, "now"))
+        when = c.utc(now, "now")
+        at = _ts(when)
         encoded = c.encode_deliveries(deliveries, ids=self._ids, max_bytes=self._payload_limit)
+        until, token = c.accept_lease(when, lease, self._ids) if encoded else (None, None)
         with self._tx() as db:
             if not self._record(db, tenant, event, at):
                 return AcceptResult(new=False)
-            _insert_outbox(db, encoded, at)
-        return AcceptResult(new=True, outbox_ids=tuple(e.id for e in encoded))
+            _insert_outbox(db, encoded, at, None if until is None else _ts(until), token)
+        return c.accepted(deliveries, encoded, when, until, token)
 
     async def is_processed(self, tenant_id: str, event_id: str) -> bool:
         rows = self._read(
@@ -482,12 +485,30 @@ def _reschedule_params(
     return (spent, extra, extra, at, hold, hold is not None)
 
 
-def _insert_outbox(db: sqlite3.Connection, encoded: Sequence[c.EncodedDelivery], at: str) -> None:
+def _insert_outbox(
+    db: sqlite3.Connection,
+    encoded: Sequence[c.EncodedDelivery],
+    at: str,
+    until: str | None = None,
+    token: str | None = None,
+) -> None:
     db.executemany(
         "INSERT INTO outbox (id, tenant_id, workflow, payload, idempotency_key, event_id,"
-        " attempt, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+        " attempt, next_attempt_at, created_at, locked_until, lease_token)"
+        " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
         [
-            (e.id, e.tenant_id, e.workflow, e.payload, e.idempotency_key, e.event_id, at, at)
+            (
+                e.id,
+                e.tenant_id,
+                e.workflow,
+                e.payload,
+                e.idempotency_key,
+                e.event_id,
+                at,
+                at,
+                until,
+                token,
+            )
             for e in encoded
         ],
     )

@@ -138,6 +138,27 @@ async def test_accept_event_writes_ledger_and_outbox_together(store: Store) -> N
     assert await store.is_processed("t1", "evt_1")
 
 
+async def test_accept_event_with_a_lease_inserts_the_rows_claimed(store: Store) -> None:
+    ds = [delivery(1), delivery(2)]
+    accepted = await store.accept_event("t1", "evt_1", ds, now=T0, lease=LEASE)
+    assert [r.id for r in accepted.claimed] == list(accepted.outbox_ids)
+    token = accepted.claimed[0].lease_token
+    assert token is not None
+    assert all(r.lease_token == token and r.locked_until == T0 + LEASE for r in accepted.claimed)
+    assert [r.payload for r in accepted.claimed] == [{"n": 1, "s": "é1"}, {"n": 2, "s": "é2"}]
+    stored = {r.id: r for r in await store.outbox_rows()}
+    assert all(stored[r.id].lease_token == token for r in accepted.claimed)
+    # Nobody else can take them while the lease runs; the holder can complete them.
+    assert await store.claim_due(10, now=T0 + LEASE - S, lease=LEASE) == []
+    assert await store.complete(accepted.claimed[0].id, token, now=T0 + S)
+    # A holder that died leaves the rest to a drain once the lease has passed.
+    later = await store.claim_due(10, now=T0 + LEASE, lease=LEASE)
+    assert [r.id for r in later] == [accepted.claimed[1].id]
+    duplicate = await store.accept_event("t1", "evt_1", ds, now=T0, lease=LEASE)
+    assert not duplicate.new
+    assert duplicate.claimed == ()
+
+
 async def test_accept_event_without_deliveries_records_only(store: Store) -> None:
     assert (await store.accept_event("t1", "evt_1", [], now=T0)).new
     assert not (await store.accept_event("t1", "evt_1", [], now=T0)).new

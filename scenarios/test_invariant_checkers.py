@@ -1,0 +1,97 @@
+"""Every checker can fail: injected bugs are caught, with a counterexample and a command."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from harness.invariants import check_run
+from harness.results import run_scenario
+from harness.sim import Hooks, simulate
+from reliability.dispatch import Dispatcher
+from reliability.store import Store
+from scenarios.conftest import make
+
+
+class _LosesRows:
+    """A store that silently deletes every 10th new outbox row right after accepting it."""
+
+    def __init__(self, inner: Store) -> None:
+        self._inner = inner
+        self._n = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def accept_event(
+        self, tenant_id: str, event_id: str, deliveries: Any, *, now: Any
+    ) -> Any:
+        result = await self._inner.accept_event(tenant_id, event_id, deliveries, now=now)
+        self._n += 1
+        if result.new and self._n % 10 == 0:
+            db = self._inner._live()  # type: ignore[attr-defined]
+            db.execute("DELETE FROM outbox WHERE id = ?", (result.outbox_ids[0],))
+        return result
+
+
+def test_nothing_lost_catches_a_dropped_row() -> None:
+    clean = simulate(make())
+    assert check_run(clean, ["nothing_lost"])[0].passed
+    run = simulate(make(), hooks=Hooks(store=lambda s: _LosesRows(s)))
+    (result,) = check_run(run, ["nothing_lost"])
+    assert not result.passed
+    ce = result.counterexample
+    assert ce is not None
+    assert ce.tenant is not None
+    assert ce.event_id is not None
+    assert "neither delivered, pending nor in the DLQ" in ce.message
+    assert ce.command.startswith("reliability-harness chaos --scenario")
+    assert "accepted" in ce.times
+
+
+_SLOW_N8N = {"faults": {"rules": [{"latency": {"fixed": 5.0}}]}}
+
+
+def test_quotas_catches_a_dispatcher_over_its_limit() -> None:
+    scenario = make(
+        tenants=[{"id": "t", "config": {"concurrency_limit": 2}}],
+        traffic={"events": 200, "duration": 60},
+        n8n=_SLOW_N8N,
+    )
+    assert check_run(simulate(scenario), ["quotas"])[0].passed
+
+    def unlimited(d: Dispatcher) -> None:
+        d.quotas._global_max = 1000
+        d.quotas._limit_for = lambda tenant: 1000
+
+    run = simulate(scenario, hooks=Hooks(dispatcher=unlimited))
+    (result,) = check_run(run, ["quotas"])
+    assert not result.passed
+    assert result.counterexample is not None
+    assert "above the tenant's limit 2" in result.counterexample.message
+
+
+def test_determinism_catches_an_unseeded_random_source() -> None:
+    def unseeded(d: Dispatcher) -> None:
+        d._rng = random.Random()
+
+    scenario = make(
+        settings={"N8N_BACKOFF_STRATEGY": "full"},
+        n8n={"faults": {"rules": [{"status": {"500": 0.3}}]}},
+    )
+    assert run_scenario(scenario, determinism=True).passed
+    outcome = run_scenario(scenario, determinism=True, hooks=Hooks(dispatcher=unseeded))
+    det = [i for i in outcome.invariants if i.name == "determinism"]
+    assert det
+    assert not det[0].passed
+    assert "!=" in det[0].details
+
+
+def test_outcome_bounds_fail_when_a_bound_is_not_met() -> None:
+    scenario = make(
+        n8n={"faults": {"rules": [{"status": {"400": 0.5}}]}},
+        invariants={"outcome_bounds": {"max_dead_lettered": 0}},
+    )
+    (result,) = check_run(simulate(scenario))
+    assert not result.passed
+    assert "max_dead_lettered" in result.details
