@@ -30,6 +30,7 @@ __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
     "ScenarioOutcome",
+    "render_counterexample",
     "results_document",
     "run_scenario",
     "write_json",
@@ -350,9 +351,13 @@ def _environment() -> dict[str, str]:
 
 
 def results_document(
-    outcomes: Sequence[ScenarioOutcome], *, seed: int, command: str, now: datetime | None = None
+    scenarios: Sequence[ScenarioOutcome | Mapping[str, Any]],
+    *,
+    seed: int,
+    command: str,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The JSON document (see docs/results-schema.md)."""
+    """The JSON document (see docs/results-schema.md) from outcomes or their `to_json()`."""
     when = now if now is not None else datetime.now(UTC)
     return {
         "schema": SCHEMA,
@@ -361,7 +366,9 @@ def results_document(
         "environment": _environment(),
         "seed": seed,
         "command": command,
-        "scenarios": [o.to_json() for o in outcomes],
+        "scenarios": [
+            s.to_json() if isinstance(s, ScenarioOutcome) else dict(s) for s in scenarios
+        ],
     }
 
 
@@ -374,10 +381,11 @@ def write_json(path: str | Path, document: Mapping[str, Any]) -> None:
     tmp.replace(target)
 
 
-def write_junit(path: str | Path, outcomes: Sequence[ScenarioOutcome]) -> None:
+def write_junit(path: str | Path, scenarios: Sequence[ScenarioOutcome | Mapping[str, Any]]) -> None:
     """One testsuite, one testcase per (scenario, invariant); a broken one is a <failure>."""
-    cases = [(o, i) for o in outcomes for i in o.invariants]
-    failures = sum(1 for _, i in cases if not i.passed)
+    docs = [s.to_json() if isinstance(s, ScenarioOutcome) else s for s in scenarios]
+    cases = [(d, i) for d in docs for i in d["invariants"]]
+    failures = sum(1 for _, i in cases if not i["passed"])
     suite = ET.Element(
         "testsuite",
         {
@@ -385,26 +393,27 @@ def write_junit(path: str | Path, outcomes: Sequence[ScenarioOutcome]) -> None:
             "tests": str(len(cases)),
             "failures": str(failures),
             "errors": "0",
-            "time": f"{sum(o.wall_seconds for o in outcomes):.3f}",
+            "time": f"{sum(float(d['wall_seconds']) for d in docs):.3f}",
         },
     )
-    for o in outcomes:
-        share = o.wall_seconds / max(1, len(o.invariants))
-        for inv in o.invariants:
+    for d in docs:
+        share = float(d["wall_seconds"]) / max(1, len(d["invariants"]))
+        for inv in d["invariants"]:
             case = ET.SubElement(
                 suite,
                 "testcase",
-                {"classname": f"chaos.{o.scenario.name}", "name": inv.name, "time": f"{share:.3f}"},
+                {"classname": f"chaos.{d['name']}", "name": inv["name"], "time": f"{share:.3f}"},
             )
-            if not inv.passed:
-                failure = ET.SubElement(case, "failure", {"message": inv.details[:500]})
-                body = [inv.details]
-                if inv.counterexample is not None:
-                    body.append(inv.counterexample.render())
-                body.append(f"reproduce: {o.command}")
+            if not inv["passed"]:
+                failure = ET.SubElement(case, "failure", {"message": inv["details"][:500]})
+                body = [inv["details"]]
+                example = inv["counterexample"]
+                if example is not None:
+                    body.append(render_counterexample(example))
+                body.append(f"reproduce: {d['command']}")
                 failure.text = "\n".join(body)
             out = ET.SubElement(case, "system-out")
-            out.text = f"trace_hash={o.trace_hash} seed={o.seed} {inv.details}"
+            out.text = f"trace_hash={d['trace_hash']} seed={d['seed']} {inv['details']}"
     root = ET.Element("testsuites")
     root.append(suite)
     ET.indent(root)
@@ -413,3 +422,19 @@ def write_junit(path: str | Path, outcomes: Sequence[ScenarioOutcome]) -> None:
     tmp = target.with_suffix(target.suffix + ".tmp")
     ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)
     tmp.replace(target)
+
+
+def render_counterexample(example: Mapping[str, Any]) -> str:
+    """A counterexample's JSON form as the readable block the command line prints."""
+    lines = [f"  {example['invariant']}: {example['message']}"]
+    if example.get("tenant") or example.get("event_id") or example.get("ref"):
+        lines.append(
+            f"    tenant={example.get('tenant')} event={example.get('event_id')} "
+            f"ref={example.get('ref')}"
+        )
+    times = example.get("times") or {}
+    if times:
+        lines.append("    times: " + ", ".join(f"{k}={float(v):.6f}" for k, v in times.items()))
+    lines += [f"    | {line}" for line in example.get("story", [])]
+    lines.append(f"    reproduce: {example.get('command', '')}")
+    return "\n".join(lines)

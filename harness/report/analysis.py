@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -34,6 +34,7 @@ __all__ = [
     "Totals",
     "arrival_bucket",
     "arrival_lines",
+    "arrival_rates",
     "arrival_variants",
     "breaker_lanes",
     "bucket_table",
@@ -42,6 +43,7 @@ __all__ = [
     "humanize",
     "numeric_columns",
     "row_label",
+    "strategy_key",
     "totals",
 ]
 
@@ -105,7 +107,8 @@ def humanize(name: str) -> str:
     return name.replace("_", " ").replace("-", " ").strip()
 
 
-def _strategy_key(s: str) -> tuple[int, str]:
+def strategy_key(s: str) -> tuple[int, str]:
+    """Sort key: the known strategies in a fixed order, then the rest by name."""
     low = s.lower()
     return (STRATEGY_ORDER.index(low) if low in STRATEGY_ORDER else len(STRATEGY_ORDER), low)
 
@@ -116,7 +119,7 @@ def delays_by_strategy(delays: Sequence[RetryDelay]) -> list[StrategyDelays]:
     for d in delays:
         groups.setdefault(d.strategy, []).append(d)
     out: list[StrategyDelays] = []
-    for strategy in sorted(groups, key=_strategy_key):
+    for strategy in sorted(groups, key=strategy_key):
         ds = groups[strategy]
         by_attempt: dict[int, list[RetryDelay]] = {}
         for d in ds:
@@ -155,10 +158,11 @@ def _outside(d: RetryDelay) -> bool:
 def breaker_lanes(
     timeline: Sequence[BreakerPoint], end: float
 ) -> list[tuple[str, list[tuple[float, float, str]]]]:
-    """Per tenant (sorted), the state segments from each change to the next (or `end`)."""
+    """Per tenant (and variant), sorted, the state segments from each change to the next."""
     by_tenant: dict[str, list[BreakerPoint]] = {}
     for p in timeline:
-        by_tenant.setdefault(p.tenant, []).append(p)
+        lane = f"{p.tenant} ({p.variant})" if p.variant else p.tenant
+        by_tenant.setdefault(lane, []).append(p)
     lanes: list[tuple[str, list[tuple[float, float, str]]]] = []
     for tenant in sorted(by_tenant):
         pts = sorted(by_tenant[tenant], key=lambda p: p.t)
@@ -175,7 +179,7 @@ def arrival_lines(points: Sequence[TimePoint]) -> list[tuple[str, list[tuple[flo
     groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for p in points:
         groups.setdefault((p.group, p.variant), []).append((p.t, p.value))
-    keys = sorted(groups, key=lambda k: (k[1], *_strategy_key(k[0])))
+    keys = sorted(groups, key=lambda k: (k[1], *strategy_key(k[0])))
     return [(", ".join(x for x in k if x), sorted(groups[k])) for k in keys]
 
 
@@ -187,6 +191,18 @@ def arrival_bucket(points: Sequence[TimePoint]) -> float:
     ts = sorted({p.t for p in points})
     gaps = [b - a for a, b in itertools.pairwise(ts) if b - a > _EPS]
     return max(min(gaps), 1.0) if gaps else 1.0
+
+
+def arrival_rates(
+    points: Sequence[TimePoint],
+) -> list[tuple[str, float, list[tuple[float, float]]]]:
+    """Per line: (label, bucket seconds, [(t, count / bucket)]), each line's bucket its own."""
+    out: list[tuple[str, float, list[tuple[float, float]]]] = []
+    for label, pts in arrival_lines(points):
+        mine = [p for p in points if ", ".join(x for x in (p.group, p.variant) if x) == label]
+        bucket = arrival_bucket(mine)
+        out.append((label, bucket, [(t, v / bucket) for t, v in pts]))
+    return out
 
 
 def arrival_variants(points: Sequence[TimePoint]) -> list[str]:
@@ -303,9 +319,19 @@ def _row_metrics(comparison: Comparison, row: Sequence[Cell]) -> str:
     return ", ".join(parts)
 
 
-def _pick(comparison: Comparison, needles: Sequence[str]) -> Sequence[Cell] | None:
-    for row in comparison.rows:
-        label = row_label(comparison, row).lower()
+def _pick(
+    comparison: Comparison,
+    prefixes: Sequence[str],
+    needles: Sequence[str],
+    not_row: Sequence[Cell] | None = None,
+) -> Sequence[Cell] | None:
+    """The row whose label starts with a prefix, else the first one containing a needle."""
+    rows = [r for r in comparison.rows if r is not not_row]
+    labels = [row_label(comparison, r).lower() for r in rows]
+    for row, label in zip(rows, labels, strict=True):
+        if label.startswith(tuple(prefixes)):
+            return row
+    for row, label in zip(rows, labels, strict=True):
         if any(n in label for n in needles):
             return row
     return None
@@ -375,8 +401,8 @@ def _replay_finding(report: Report) -> Finding:
             measured=False,
         )
     s, c = found
-    seed_row = _pick(c, ("seed", "last", "ledger"))
-    fixed_row = _pick(c, ("fixed", "set", "processed"))
+    seed_row = _pick(c, ("seed",), ("last", "ledger"))
+    fixed_row = _pick(c, ("fixed",), ("set", "processed"), not_row=seed_row)
     evidence: list[tuple[str, str]] = []
     accepted = _first(_find_col(c, "replay"), _find_col(c, "accept"))
     dropped = _first(_find_col(c, "drop"), _find_col(c, "lost"))
@@ -424,42 +450,61 @@ def _herd_finding(report: Report) -> Finding:
             measured=False,
         )
     s, c = found
-    peak = _find_col(c, "peak")
     rows = list(c.rows)
-    budget = next(
-        (i for i, col in enumerate(c.columns) if "budget" in col.lower()),
-        None,
-    )
+    budget = next((i for i, col in enumerate(c.columns) if "budget" in col.lower()), None)
     if budget is not None:
-        plain = [r for r in rows if not r[budget]]
-        rows = plain or rows
+        rows = [r for r in rows if not r[budget]] or rows
     evidence = tuple((row_label(c, r), _row_metrics(c, r)) for r in c.rows)
-    if peak is not None:
-        ranked = sorted(
-            (r for r in rows if _num(r[peak]) is not None),
-            key=lambda r: (-(_num(r[peak]) or 0.0), row_label(c, r)),
-        )
-        if ranked:
-            order = ", ".join(f"{_name(r)} {fmt_num(_num(r[peak]) or 0.0)}" for r in ranked)
-            cond = " (retry budget off)" if budget is not None else ""
-            seed_words += f" Peak arrivals per second at n8n{cond}, worst first: {order}."
-            names = [_name(r) for r in ranked]
-            worst, best = names[0], set(names[-2:])
-            if "none" in names and {"full", "decorrelated"} <= set(names):
-                peak_of = {_name(r): _num(r[peak]) or 0.0 for r in ranked}
-                matches = peak_of["none"] >= max(peak_of.values()) - _EPS and best == {
-                    "full",
-                    "decorrelated",
-                }
-                fixed_words += (
-                    " This ranking matches the AWS 'Exponential Backoff And Jitter' study "
-                    "(no jitter worst, full and decorrelated best)."
-                    if matches
-                    else " This ranking differs from the AWS 'Exponential Backoff And Jitter' "
-                    f"study (no jitter worst, full and decorrelated best): here {worst} is "
-                    f"worst and {' and '.join(sorted(best))} best; see the herd scenario below."
-                )
+    cond = " with the retry budget off" if budget is not None else ""
+    sentences: list[str] = []
+    for needles in (("peak", "retr"), ("peak", "arriv"), ("calls",)):
+        col = _find_col(c, *needles)
+        if col is None:
+            continue
+        ranked = sorted((r for r in rows if _num(r[col]) is not None), key=_by_column(col))
+        order = ", ".join(f"{_name(r)} {fmt_num(_num(r[col]) or 0.0)}" for r in ranked)
+        sentences.append(f"{humanize(c.columns[col])}: {order}")
+    if sentences:
+        seed_words += f" Measured at n8n{cond}, worst first: " + "; ".join(sentences) + "."
+    if c.verdict:
+        fixed_words += f" The herd scenario's verdict: {c.verdict}"
+        if not c.verdict.endswith("."):
+            fixed_words += "."
+    else:
+        fixed_words += _study_sentence(c, rows)
     return Finding("additive-jitter", title, seed_words, fixed_words, evidence, _source(s), True)
+
+
+def _by_column(col: int) -> Callable[[Sequence[Cell]], tuple[float, str]]:
+    """Sort key: largest value in column `col` first, then by name."""
+
+    def key(row: Sequence[Cell]) -> tuple[float, str]:
+        return (-(_num(row[col]) or 0.0), _name(row))
+
+    return key
+
+
+def _study_sentence(c: Comparison, rows: Sequence[Sequence[Cell]]) -> str:
+    """Compare the ranking by total calls (else peak) with the AWS jitter study."""
+    col = _first(_find_col(c, "calls"), _find_col(c, "peak"))
+    if col is None:
+        return ""
+    value = {_name(r): _num(r[col]) for r in rows}
+    if not {"none", "full", "decorrelated"} <= {k for k, v in value.items() if v is not None}:
+        return ""
+    ranked = sorted(value, key=lambda k: (-(value[k] or 0.0), k))
+    worst, best = ranked[0], set(ranked[-2:])
+    what = humanize(c.columns[col])
+    if worst == "none" and best == {"full", "decorrelated"}:
+        return (
+            f" By {what}, this matches the AWS 'Exponential Backoff And Jitter' study "
+            "(no jitter worst, full and decorrelated best)."
+        )
+    return (
+        f" By {what}, this differs from the AWS 'Exponential Backoff And Jitter' study (no "
+        f"jitter worst, full and decorrelated best): here {worst} is worst and "
+        f"{' and '.join(sorted(best))} best; see the herd scenario below."
+    )
 
 
 _SECRET_WORDS: Final = ("secret", "timing", "cron", "forbidden", "bearer")
@@ -515,7 +560,12 @@ def _secret_finding(report: Report) -> Finding:
 
 
 def _dlq_finding(report: Report) -> Finding | None:
-    for s in report.scenarios:
+    def relevance(s: Scenario) -> int:
+        named = any(w in s.name.lower() for w in ("dlq", "ttl"))
+        purged = any(p.value > 0 for p in s.series.dlq_purges)
+        return (0 if named else 2) + (0 if purged else 1)
+
+    for s in sorted(report.scenarios, key=relevance):
         purges = [p for p in s.series.dlq_purges if p.value > 0]
         if not purges and not s.series.dlq_depth:
             continue

@@ -456,50 +456,80 @@ def _breakers(s: Scenario, ids: _Ids) -> Iterator[str]:
     yield _pair(chart, table, "Green closed, orange half-open, red (outlined) open." + note)
 
 
+def _variant_title(variant: str, variants: Sequence[str]) -> str:
+    """A heading for one variant's charts ("" when the scenario has a single variant)."""
+    if len(variants) <= 1:
+        return ""
+    if variant == "":
+        return "Retry budget off" if "budget on" in variants else "Base run"
+    if variant.startswith("budget "):
+        return f"Retry budget {variant.removeprefix('budget ')}"
+    return f"Variant {variant}"
+
+
 def _dlq(s: Scenario, ids: _Ids) -> Iterator[str]:
-    depth = [(p.t, p.value) for p in sorted(s.series.dlq_depth, key=lambda p: p.t)]
-    purges = [p for p in sorted(s.series.dlq_purges, key=lambda p: p.t) if p.value > 0]
-    if not depth and not purges:
+    all_depth = sorted(s.series.dlq_depth, key=lambda p: p.t)
+    all_purges = [p for p in sorted(s.series.dlq_purges, key=lambda p: p.t) if p.value > 0]
+    if not all_depth and not all_purges:
         return
     yield "<h3>Dead-letter queue: visible depth, TTL expiry and purges</h3>"
     ttl = [(k, v) for k, v in s.figures.items() if "ttl" in k.lower()]
-    shown = purges
-    if len(purges) > 60:
-        shown = sorted(sorted(purges, key=lambda p: (-p.value, p.t))[:60], key=lambda p: p.t)
-    end = max([s.simulated_seconds, *(t for t, _ in depth), *(p.t for p in purges)])
     ttl_words = "; ".join(f"{an.humanize(k)} {svg.fmt_num(v)}" for k, v in ttl)
-    chart = svg.line_chart(
-        chart_id=ids.chart(),
-        title=f"Visible DLQ depth over simulated time in {s.name}",
-        desc=(
-            "Entries visible to reads (an entry disappears at its expires_at, before cleanup); "
-            f"dashed vertical lines mark the {len(shown)} cleanups that purged expired rows"
-            + (f" ({len(purges)} in all, the largest shown)." if len(shown) < len(purges) else ".")
-            + (f" {ttl_words}." if ttl_words else "")
-        ),
-        lines=[svg.Line("visible DLQ entries", depth)],
-        x_label="simulated time",
-        y_label="entries",
-        step=True,
-        markers=[
-            svg.Bound(p.t, f"purged {svg.fmt_num(p.value)} at {svg.fmt_duration(p.t)}")
-            for p in shown
-        ],
-        x_time=True,
-        x_end=end,
-    )
-    bt = an.bucket_table([("visible entries", depth)])
-    table = _table("DLQ depth over time", bt.columns, bt.rows, numeric=(1,))
-    ptable = _table(
-        "Purges of expired entries",
-        ("simulated time", "entries purged"),
-        [[svg.fmt_duration(p.t, end), svg.fmt_num(p.value)] for p in purges],
-        numeric=(1,),
-    )
-    caption = "Depth drops at each entry's TTL expiry; purges then remove the expired rows."
-    if ttl_words:
-        caption += f" ({ttl_words}.)"
-    yield _pair(chart, table + ptable, caption)
+    end = max([s.simulated_seconds, *(p.t for p in all_depth), *(p.t for p in all_purges)])
+    variants = sorted({p.variant for p in (*all_depth, *all_purges)})
+    for variant in variants:
+        heading = _variant_title(variant, variants)
+        where = f" ({heading.lower()})" if heading else ""
+        if heading:
+            yield f"<h4>{_e(heading)}</h4>"
+        depth_pts = [p for p in all_depth if p.variant == variant]
+        purges = [p for p in all_purges if p.variant == variant]
+        lines = [
+            (g or "visible DLQ entries", [(p.t, p.value) for p in depth_pts if p.group == g])
+            for g in sorted({p.group for p in depth_pts}, key=an.strategy_key)
+        ]
+        shown = purges
+        if len(purges) > 60:
+            shown = sorted(sorted(purges, key=lambda p: (-p.value, p.t))[:60], key=lambda p: p.t)
+        chart = svg.line_chart(
+            chart_id=ids.chart(),
+            title=f"Visible DLQ depth over simulated time in {s.name}{where}",
+            desc=(
+                "Entries visible to reads (an entry disappears at its expires_at, before "
+                f"cleanup); dashed vertical lines mark the {len(shown)} cleanups that purged "
+                "expired rows"
+                + (
+                    f" ({len(purges)} in all, the largest shown)."
+                    if len(shown) < len(purges)
+                    else "."
+                )
+                + (f" {ttl_words}." if ttl_words else "")
+            ),
+            lines=[svg.Line(g, pts) for g, pts in lines],
+            x_label="simulated time",
+            y_label="entries",
+            step=True,
+            markers=[
+                svg.Bound(p.t, f"purged {svg.fmt_num(p.value)} at {svg.fmt_duration(p.t)}")
+                for p in shown
+            ],
+            x_time=True,
+            x_end=end,
+        )
+        bt = an.bucket_table(lines)
+        table = _table(
+            f"DLQ depth over time{where}", bt.columns, bt.rows, numeric=range(1, len(bt.columns))
+        )
+        ptable = _table(
+            f"Purges of expired entries{where}",
+            ("simulated time", "entries purged"),
+            [[svg.fmt_duration(p.t, end), svg.fmt_num(p.value)] for p in purges],
+            numeric=(1,),
+        )
+        caption = "Depth drops at each entry's TTL expiry; purges then remove the expired rows."
+        if ttl_words:
+            caption += f" ({ttl_words}.)"
+        yield _pair(chart, table + ptable, caption)
 
 
 def _arrivals(s: Scenario, ids: _Ids) -> Iterator[str]:
@@ -509,16 +539,23 @@ def _arrivals(s: Scenario, ids: _Ids) -> Iterator[str]:
     several = herd or len({p.group for p in s.series.arrivals}) > 1
     what = " per jitter strategy" if several else ""
     yield f"<h3>Arrivals per second at n8n{what}</h3>"
-    bucket = an.arrival_bucket(s.series.arrivals)
-    per = f", averaged over {svg.fmt_duration(bucket)} buckets" if bucket > 1 else ""
-    end = max([s.simulated_seconds, *(p.t + bucket for p in s.series.arrivals)])
-    for variant in an.arrival_variants(s.series.arrivals):
+    end = max([s.simulated_seconds, *(p.t for p in s.series.arrivals)])
+    variants = an.arrival_variants(s.series.arrivals)
+    for variant in variants:
+        heading = _variant_title(variant, variants)
+        where = f" ({heading.lower()})" if heading else ""
+        if heading:
+            yield f"<h4>{_e(heading)}</h4>"
         points = [p for p in s.series.arrivals if p.variant == variant]
-        counts = [(g or "arrivals", pts) for g, pts in an.arrival_lines(points)]
-        named = [(g, [(t, v / bucket) for t, v in pts]) for g, pts in counts]
-        where = f" ({variant})" if variant else ""
-        if variant:
-            yield f"<h4>Retry budget {_e(variant.removeprefix('budget '))}</h4>"
+        rates = an.arrival_rates(points)
+        counts = an.arrival_lines(points)
+        named = [(g.removesuffix(f", {variant}") or "arrivals", pts) for g, _, pts in rates]
+        buckets = sorted({b for _, b, _ in rates})
+        per = (
+            f", averaged over {' / '.join(svg.fmt_duration(b) for b in buckets)} buckets"
+            if buckets and max(buckets) > 1
+            else ""
+        )
         chart = svg.line_chart(
             chart_id=ids.chart(),
             title=f"Calls arriving at n8n per second in {s.name}{where}",
@@ -541,12 +578,12 @@ def _arrivals(s: Scenario, ids: _Ids) -> Iterator[str]:
             [
                 [
                     g,
-                    svg.fmt_num(max(v for _, v in rates)),
-                    svg.fmt_duration(max(rates, key=lambda p: (p[1], -p[0]))[0], end),
-                    svg.fmt_num(sum(v for _, v in pts)),
-                    svg.fmt_duration(max((t for t, v in pts if v > 0), default=0.0), end),
+                    svg.fmt_num(max(v for _, v in pts)),
+                    svg.fmt_duration(max(pts, key=lambda p: (p[1], -p[0]))[0], end),
+                    svg.fmt_num(sum(v for _, v in raw)),
+                    svg.fmt_duration(max((t for t, v in raw if v > 0), default=0.0), end),
                 ]
-                for (g, pts), (_, rates) in zip(counts, named, strict=True)
+                for (g, pts), (_, raw) in zip(named, counts, strict=True)
             ],
             numeric=(1, 2, 3, 4),
         )

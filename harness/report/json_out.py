@@ -77,11 +77,10 @@ def _scenario(s: Scenario) -> dict[str, Any]:
             {
                 "line": g,
                 "bucket_seconds": bucket,
-                "peak_per_second": max((v for _, v in pts), default=0.0) / bucket,
-                "total": sum(v for _, v in pts),
+                "peak_per_second": max((v for _, v in pts), default=0.0),
+                "total": sum(v for _, v in pts) * bucket,
             }
-            for bucket in [an.arrival_bucket(s.series.arrivals)]
-            for g, pts in an.arrival_lines(s.series.arrivals)
+            for g, bucket, pts in an.arrival_rates(s.series.arrivals)
         ],
         "comparison": None
         if s.comparison is None

@@ -78,11 +78,13 @@ class RetryDelay:
 
 @dataclass(frozen=True, slots=True)
 class BreakerPoint:
-    """A breaker entering `state` at simulated time `t`."""
+    """A breaker entering `state` (lower case: closed, open, half_open) at simulated time `t`."""
 
     tenant: str
     t: float
     state: str
+    variant: str = ""
+    """The run variant (herd: "full", "full+budget", ...) the change happened in; "" for one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +121,9 @@ class Comparison:
     kind: str
     columns: tuple[str, ...]
     rows: tuple[tuple[Cell, ...], ...]
+    verdict: str = ""
+    """The producer's own reading of the table (herd: how it compares with the AWS study)."""
+    matches_study: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,6 +426,28 @@ def _invariant(r: _Reader, o: dict[str, JSONValue], key: str) -> Invariant:
     )
 
 
+def _group_variant(r: _Reader, e: dict[str, JSONValue], ek: str) -> tuple[str, str]:
+    """(line, variant) of a series row: from `strategy` and `budget`, or a `variant` label.
+
+    A herd variant label is `<strategy>` or `<strategy>+budget`; the part after `+` becomes the
+    variant ("budget on"), the part before the line.
+    """
+    group = r.str_(e, "strategy", ek, default="")
+    variant = ""
+    budget = e.get("budget")
+    if budget is not None:
+        if not isinstance(budget, bool):
+            raise r.fail(_join(ek, "budget"), f"expected true or false, got {_kind(budget)}")
+        variant = "budget on" if budget else "budget off"
+    label = r.str_(e, "variant", ek, default="")
+    if label:
+        base, _, rest = label.partition("+")
+        group = group or base
+        if not variant:
+            variant = f"{rest} on" if rest == "budget" else rest
+    return group, variant
+
+
 def _points(
     r: _Reader, o: dict[str, JSONValue], name: str, value: str, key: str
 ) -> tuple[TimePoint, ...]:
@@ -428,15 +455,13 @@ def _points(
     out: list[TimePoint] = []
     for i, e in enumerate(r.items(o, name, key)):
         ek = f"{k}[{i}]"
-        budget = e.get("budget")
-        if budget is not None and not isinstance(budget, bool):
-            raise r.fail(_join(ek, "budget"), f"expected true or false, got {_kind(budget)}")
+        group, variant = _group_variant(r, e, ek)
         out.append(
             TimePoint(
                 t=r.num(e, "t", ek),
                 value=r.num(e, value, ek),
-                group=r.str_(e, "strategy", ek, default=""),
-                variant="" if budget is None else ("budget on" if budget else "budget off"),
+                group=group,
+                variant=variant,
                 bucket=None if e.get("bucket") is None else r.num(e, "bucket", ek),
             )
         )
@@ -461,7 +486,8 @@ def _series(r: _Reader, v: JSONValue, key: str) -> Series:
         BreakerPoint(
             tenant=r.str_(e, "tenant", f"{key}.breaker_timeline[{i}]"),
             t=r.num(e, "t", f"{key}.breaker_timeline[{i}]"),
-            state=r.str_(e, "state", f"{key}.breaker_timeline[{i}]"),
+            state=r.str_(e, "state", f"{key}.breaker_timeline[{i}]").lower(),
+            variant=r.str_(e, "variant", f"{key}.breaker_timeline[{i}]", default=""),
         )
         for i, e in enumerate(r.items(o, "breaker_timeline", key))
     )
@@ -491,7 +517,16 @@ def _comparison(r: _Reader, v: JSONValue, key: str) -> Comparison | None:
         if len(cells) != len(columns):
             raise r.fail(f"{rows_key}[{i}]", f"has {len(cells)} cells for {len(columns)} columns")
         rows.append(tuple(_cell(r, c, f"{rows_key}[{i}][{j}]") for j, c in enumerate(cells)))
-    return Comparison(kind=kind, columns=columns, rows=tuple(rows))
+    matches = o.get("matches_study")
+    if matches is not None and not isinstance(matches, bool):
+        raise r.fail(_join(key, "matches_study"), f"expected true or false, got {_kind(matches)}")
+    return Comparison(
+        kind=kind,
+        columns=columns,
+        rows=tuple(rows),
+        verdict=r.str_(o, "verdict", key, default=""),
+        matches_study=matches,
+    )
 
 
 def _bad(r: _Reader, key: str, expected: str, v: JSONValue) -> str:

@@ -132,8 +132,9 @@ def test_findings_state_the_numbers_from_the_results(
     text = _text(section)
     assert "4,321 replayed events accepted and 77 legitimate events dropped" in text
     assert "fixed design: 0 replayed events accepted and 0 legitimate events dropped" in text
-    assert "worst first: full 999, none 400, seed 380" in text
-    assert "differs from the AWS" in text
+    assert "worst first: peak arrivals per s: full 999, none 400, seed 380" in text
+    assert "total calls: equal 1,373, none 800, seed 760, decorrelated 633, full 555" in text
+    assert "By total calls, this differs from the AWS" in text
     assert "secret === expected" in text
     assert "Authorization: Bearer" in text
     md = files["summary.md"]
