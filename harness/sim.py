@@ -74,6 +74,7 @@ __all__ = [
     "SeedLedgerGuard",
     "Send",
     "SimRun",
+    "SimulationError",
     "Trace",
     "derive_rng",
     "simulate",
@@ -90,6 +91,11 @@ def derive_rng(seed: int, name: str) -> random.Random:
     """An independent RNG for one part of the simulation: `Random(sha256(f"{seed}:{name}"))`."""
     digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
     return random.Random(int.from_bytes(digest[:16], "big"))
+
+
+class SimulationError(RuntimeError):
+    """A task of the simulation itself failed (a harness bug or a broken hook), not an
+    invariant: the run is void."""
 
 
 # --- the trace -------------------------------------------------------------------------------
@@ -642,8 +648,9 @@ class _Sim:
             },
         )
         self.stripe = stripe
-        intake = Intake(self.settings, store, clock)
         self._dispatcher = self.new_dispatcher(store, fake)
+        # As the app wires it: new rows are inserted already claimed for immediate delivery.
+        intake = Intake(self.settings, store, clock, claim_lease=self._dispatcher.lease)
         plan, specs = self._plan()
         self.specs = specs
         end = scenario.end
@@ -661,7 +668,19 @@ class _Sim:
             w.cancel()
         for task in list(self.tasks) + list(self._background):
             task.cancel()
-        await asyncio.gather(*workers, *self.tasks, *self._background, return_exceptions=True)
+        outcomes = await asyncio.gather(
+            *workers, *self.tasks, *self._background, return_exceptions=True
+        )
+        failures = [
+            o
+            for o in outcomes
+            if isinstance(o, BaseException) and not isinstance(o, asyncio.CancelledError)
+        ]
+        if failures:
+            raise SimulationError(
+                f"{self.scenario.file}: a simulation task failed at t={clock.monotonic():.3f}: "
+                f"{failures[0]!r}"
+            ) from failures[0]
         self.records.end = clock.monotonic()
         await self._checkpoint(store)
         if self.records.dlq_retried:
@@ -817,8 +836,12 @@ class _Sim:
             f"{spec.tenant} {spec.id} {item.kind} {result.status} {result.code.value} "
             f"outbox={','.join(result.outbox_ids)}{' seed=' + verdict if verdict else ''}",
         )
-        if result.code is IntakeCode.ACCEPTED and result.outbox_ids and self._dispatcher:
-            self._spawn(self._dispatcher.deliver(result.outbox_ids))
+        dispatcher = self._dispatcher
+        if result.code is IntakeCode.ACCEPTED and dispatcher is not None:
+            if result.claimed:
+                self._spawn(dispatcher.deliver_claimed(result.claimed))
+            elif result.outbox_ids:
+                self._spawn(dispatcher.deliver(result.outbox_ids))
         return result.status
 
     def _seed_verdict(self, spec: _EventSpec, header: str | None, body: bytes) -> str:

@@ -39,3 +39,13 @@ def test_results_json_is_byte_identical_but_for_time_and_environment(tmp_path: P
             sc.pop("wall_seconds")
         docs.append(json.dumps(doc, sort_keys=True))
     assert docs[0] == docs[1]
+
+
+def test_parallel_workers_give_the_same_results(tmp_path: Path) -> None:
+    docs = []
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        assert run_chaos(scenarios=["smoke", "crash-restart"], out=out, quiet=True, jobs=jobs) == 0
+        doc = json.loads((out / "results.json").read_text())
+        docs.append([(s["name"], s["trace_hash"], s["figures"]) for s in doc["scenarios"]])
+    assert docs[0] == docs[1]

@@ -23,10 +23,8 @@ class _LosesRows:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    async def accept_event(
-        self, tenant_id: str, event_id: str, deliveries: Any, *, now: Any
-    ) -> Any:
-        result = await self._inner.accept_event(tenant_id, event_id, deliveries, now=now)
+    async def accept_event(self, tenant_id: str, event_id: str, deliveries: Any, **kw: Any) -> Any:
+        result = await self._inner.accept_event(tenant_id, event_id, deliveries, **kw)
         self._n += 1
         if result.new and self._n % 10 == 0:
             db = self._inner._live()  # type: ignore[attr-defined]

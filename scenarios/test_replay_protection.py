@@ -136,13 +136,11 @@ class _NoDedupe:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    async def accept_event(
-        self, tenant_id: str, event_id: str, deliveries: Any, *, now: Any
-    ) -> Any:
-        result = await self._inner.accept_event(tenant_id, event_id, deliveries, now=now)
+    async def accept_event(self, tenant_id: str, event_id: str, deliveries: Any, **kw: Any) -> Any:
+        result = await self._inner.accept_event(tenant_id, event_id, deliveries, **kw)
         if result.new:
             return result
-        ids = await self._inner.enqueue(deliveries, now=now)
+        ids = await self._inner.enqueue(deliveries, now=kw["now"])
         return AcceptResult(new=True, outbox_ids=tuple(ids))
 
 

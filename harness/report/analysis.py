@@ -42,6 +42,7 @@ __all__ = [
     "findings",
     "humanize",
     "numeric_columns",
+    "position_bin",
     "row_label",
     "strategy_key",
     "totals",
@@ -155,6 +156,19 @@ def _outside(d: RetryDelay) -> bool:
     return d.delay < d.low - tol or d.delay > d.high + tol
 
 
+def position_bin(position: float) -> int:
+    """The histogram bin (of 12, 0.1 wide from -0.1 to 1.1) of a position inside the bounds.
+
+    Bins 1..10 cover [0, 1] with both bounds inside (a delay equal to its high bound is in the
+    last inner bin); bin 0 is below the low bound, bin 11 above the high bound.
+    """
+    if position < -_EPS:
+        return 0
+    if position > 1 + _EPS:
+        return 11
+    return 1 + min(max(int(position * 10), 0), 9)
+
+
 def breaker_lanes(
     timeline: Sequence[BreakerPoint], end: float
 ) -> list[tuple[str, list[tuple[float, float, str]]]]:
@@ -245,7 +259,7 @@ def bucket_table(
                 cells.append(fmt_num(max(vs)))
             else:
                 cells.append(fmt_num(statistics.fmean(vs)))
-        rows_l.append((f"{fmt_duration(lo, span)} to {fmt_duration(hi, span)}", *cells))
+        rows_l.append((f"{fmt_duration(lo, width)} to {fmt_duration(hi, width)}", *cells))
     label = f"{time_label} (bucket)"
     suffix = " (max)" if stat == "max" else " (mean)"
     return BucketTable(

@@ -20,11 +20,12 @@ from typing import Final
 from harness.report import REPORT_FILES
 from harness.report.html import ENV_BEGIN, ENV_END
 
-__all__ = ["compare_reports", "main", "read_report_dir", "strip_environment"]
+__all__ = ["compare_reports", "main", "read_report_dir", "report_problems", "strip_environment"]
 
 _ENV_RE: Final = re.compile(re.escape(ENV_BEGIN) + r".*?" + re.escape(ENV_END), re.DOTALL)
 _ENV_PLACEHOLDER: Final = "<!-- ENVIRONMENT (ignored) -->"
 _MAX_DIFF_LINES: Final = 80
+_MAX_LINE: Final = 240
 
 
 def strip_environment(name: str, text: str) -> str:
@@ -78,7 +79,7 @@ def compare_reports(
             )
         )
         changed = sum(1 for d in diff if d[:1] in "+-" and not d.startswith(("+++", "---")))
-        shown = "".join(d if d.endswith("\n") else d + "\n" for d in diff[:_MAX_DIFF_LINES])
+        shown = "".join(_clip(d) for d in diff[:_MAX_DIFF_LINES])
         more = (
             f"... {len(diff) - _MAX_DIFF_LINES} more diff lines\n"
             if len(diff) > _MAX_DIFF_LINES
@@ -86,6 +87,14 @@ def compare_reports(
         )
         problems.append(f"{name}: {changed} changed lines\n{shown}{more}")
     return problems
+
+
+def _clip(line: str) -> str:
+    """One diff line, cut to a readable length (SVG point lists can be very long)."""
+    line = line.rstrip("\n")
+    if len(line) > _MAX_LINE:
+        line = f"{line[:_MAX_LINE]}... ({len(line) - _MAX_LINE} more characters)"
+    return line + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -365,7 +365,7 @@ def _retry_delays(s: Scenario, ids: _Ids) -> Iterator[str]:
             edges = [round(-0.1 + 0.1 * i, 10) for i in range(13)]
             counts = [0] * 12
             for p in g.positions:
-                counts[min(max(int((p + 0.1) / 0.1 + 1e-9), 0), 11)] += 1
+                counts[an.position_bin(p)] += 1
             hist = svg.histogram(
                 chart_id=ids.chart(),
                 title=f"Where the {g.strategy} delays fall inside their bounds",

@@ -24,6 +24,13 @@ def empty_path() -> Path:
 
 
 @pytest.fixture
+def producer_path() -> Path:
+    """Three scenarios as `reliability-harness chaos --seed 1` wrote them, series shortened:
+    herd variants as `variant` labels, breaker states in upper case, a comparison verdict."""
+    return _FIXTURES / "chaos_producer.json"
+
+
+@pytest.fixture
 def load_path() -> Path:
     """A load run as `harness.load` writes it (argv command, null statistics)."""
     return _FIXTURES / "load.json"

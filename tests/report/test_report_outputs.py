@@ -305,3 +305,10 @@ def test_every_internal_link_has_a_target(files: dict[str, str], load_path: Path
         links = [el.get("href") for el in root.iter(f"{XHTML}a")]
         assert links
         assert all(h is not None and h[1:] in ids for h in links)
+
+
+def test_long_diff_lines_are_cut() -> None:
+    problems = compare_reports({"index.html": "a" * 5000 + "\n"}, {"index.html": "b" * 5000 + "\n"})
+    assert len(problems) == 1
+    assert "more characters" in problems[0]
+    assert len(problems[0]) < 1000

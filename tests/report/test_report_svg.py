@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.report import svg
-from harness.report.analysis import bucket_table, delays_by_strategy
+from harness.report.analysis import bucket_table, delays_by_strategy, position_bin
 from harness.report.model import RetryDelay
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -193,3 +193,12 @@ def test_control_characters_cannot_break_the_markup() -> None:
     )
     root = ET.fromstring(doc)
     assert root.get("aria-label") == "tenant[31m <b>& next"
+
+
+def test_delays_on_their_bounds_are_inside_the_histogram() -> None:
+    assert position_bin(0.0) == 1
+    assert position_bin(0.05) == 1
+    assert position_bin(0.95) == 10
+    assert position_bin(1.0) == 10  # equal to the high bound: inside
+    assert position_bin(-0.01) == 0
+    assert position_bin(1.01) == 11
