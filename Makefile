@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.synced
 ARGS   ?=
 
-.PHONY: run test lint fmt bench report serve clean
+.PHONY: run test lint fmt bench reference-report reference-check clean
 
 $(STAMP): pyproject.toml uv.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,18 @@ fmt: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(ARGS)
+
+# The published reference report: the default catalogue with seed 1.
+REFERENCE_CHAOS := out/reference-chaos
+
+reference-report: $(STAMP)
+	$(BIN)/reliability-harness chaos --seed 1 --out $(REFERENCE_CHAOS) --quiet
+	$(BIN)/reliability-harness report $(REFERENCE_CHAOS) --out reports/reference
+
+# Regenerate and compare with the committed report (only generation time/environment may differ).
+reference-check: $(STAMP)
+	$(BIN)/reliability-harness chaos --seed 1 --out $(REFERENCE_CHAOS) --quiet
+	$(BIN)/reliability-harness report $(REFERENCE_CHAOS) --check reports/reference
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
