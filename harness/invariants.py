@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
+from harness.scenario import CATALOGUE, display_path
 from harness.sim import BreakerOp, SimRun
 from reliability.backoff import Strategy
 from reliability.breaker import State
@@ -112,7 +114,10 @@ Checker = Callable[[SimRun, Mapping[str, Any]], _Outcome]
 
 def reproduce_command(run: SimRun) -> str:
     """The command line that replays this run exactly."""
-    cmd = f"reliability-harness chaos --scenario {run.scenario.file} --seed {run.seed}"
+    file = run.scenario.file
+    builtin = display_path(CATALOGUE / Path(file).name) == file
+    target = Path(file).stem if builtin else file
+    cmd = f"reliability-harness chaos --scenario {target} --seed {run.seed}"
     if run.store_url.startswith(("postgresql://", "postgres://")):
         cmd += f" --database-url {run.store_url}"
     return cmd

@@ -258,7 +258,7 @@ def load_catalogue(directory: str | Path = CATALOGUE) -> list[Scenario]:
 def find_scenario(name_or_file: str, directory: str | Path = CATALOGUE) -> Scenario:
     """A scenario by catalogue name (`smoke`) or by path to a YAML file."""
     path = Path(name_or_file)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    if path.suffix in (".yaml", ".yml") or path.is_file():
         return load_scenario(path)
     candidate = Path(directory) / f"{name_or_file}.yaml"
     if candidate.exists():
@@ -267,9 +267,19 @@ def find_scenario(name_or_file: str, directory: str | Path = CATALOGUE) -> Scena
     raise ScenarioError(str(name_or_file), "(name)", f"no such scenario; known: {known}")
 
 
+def display_path(path: str | Path) -> str:
+    """A scenario file as results and commands show it: relative to the project (or the
+    working directory) when it lies inside, so reports do not depend on the checkout's path."""
+    resolved = Path(path).resolve()
+    for base in (CATALOGUE.parent.parent, Path.cwd()):
+        if resolved.is_relative_to(base):
+            return resolved.relative_to(base).as_posix()
+    return str(path)
+
+
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate one scenario file."""
-    source = str(path)
+    source = display_path(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:

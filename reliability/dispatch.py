@@ -21,7 +21,7 @@ from reliability.backoff import apply_retry_after, parse_retry_after
 from reliability.breaker import BreakerRegistry, CircuitOpen, Transition
 from reliability.budget import RetryBudget
 from reliability.clock import Clock
-from reliability.config import Settings
+from reliability.config import Settings, TenantPolicy
 from reliability.errors import ErrorCode
 from reliability.events import (
     Attempted,
@@ -113,6 +113,10 @@ class Dispatcher:
             transport=transport,
             timeout=httpx.Timeout(connect=connect, read=read, write=read, pool=connect),
         )
+        # One client serves every tenant: a shared cookie jar would carry one tenant's cookies
+        # into another's calls (and parsing Set-Cookie costs on every call). Keep none.
+        self._client._cookies = _NoCookies()
+        self._policies: dict[str, TenantPolicy] = {}
         # A lease outlives the longest possible call by a margin, so a slow call keeps its row;
         # a crashed holder's rows come back to a drain once it has passed.
         margin = settings.reliability_lease_margin_ms / 1000
@@ -187,7 +191,7 @@ class Dispatcher:
 
         Returns the DrainReport field that counts how it ended.
         """
-        policy = self.settings.tenant(row.tenant_id)
+        policy = self._policy(row.tenant_id)
         backoff = policy.retry.backoff()
         token = row.lease_token or ""
         attempt = row.attempt
@@ -196,7 +200,7 @@ class Dispatcher:
             try:
                 outcome = await self._attempt(row, attempt)
             except CircuitOpen as exc:
-                wait = max(exc.retry_in, backoff.base)
+                wait = self._snooze_for(exc, backoff.base)
                 return await self._snooze(row, token, wait, ErrorCode.CIRCUIT_OPEN)
             except QuotaExceeded:
                 return await self._snooze(row, token, backoff.base, ErrorCode.QUOTA)
@@ -283,7 +287,7 @@ class Dispatcher:
         }
         if self.settings.n8n_api_key:
             headers[self.settings.n8n_api_key_header] = self.settings.n8n_api_key
-        body = json.dumps(row.payload, separators=(",", ":"), sort_keys=True).encode()
+        body = json.dumps(row.payload, separators=(",", ":")).encode()
         url = workflow_url(self.settings, row.workflow)
         try:
             response = await self._client.post(url, content=body, headers=headers)
@@ -303,6 +307,18 @@ class Dispatcher:
             response.status_code, code, retry_after, f"HTTP {response.status_code} {text}"
         )
 
+    def _snooze_for(self, exc: CircuitOpen, base: float) -> float:
+        """How long a row refused by an open breaker waits, without spending an attempt.
+
+        OPEN: until the breaker half-opens, plus up to `base` of jitter so the probe goes
+        first and the waiting rows do not all wake in the same instant. HALF_OPEN with its
+        probes out: long enough for a probe to finish (a read timeout at most), jittered.
+        """
+        if exc.retry_in > 0:
+            return exc.retry_in + self._rng.random() * base
+        settle = max(base, self._quota_timeout)
+        return settle * (1.0 + self._rng.random())
+
     async def _snooze(self, row: OutboxRow, token: str, wait: float, cause: ErrorCode) -> str:
         now = self._clock.now()
         until = now + timedelta(seconds=wait)
@@ -315,7 +331,7 @@ class Dispatcher:
         self, row: OutboxRow, token: str, code: ErrorCode, error: AttemptError, attempts: int
     ) -> str:
         now = self._clock.now()
-        ttl = self.settings.tenant(row.tenant_id).dlq_ttl
+        ttl = self._policy(row.tenant_id).dlq_ttl
         entry = await self._store.move_to_dlq(
             row.id,
             token,
@@ -352,6 +368,12 @@ class Dispatcher:
         await self._store.purge_processed(older_than=now - DEFAULT_PROCESSED_RETENTION)
         return purged
 
+    def _policy(self, tenant_id: str) -> TenantPolicy:
+        policy = self._policies.get(tenant_id)
+        if policy is None:
+            policy = self._policies[tenant_id] = self.settings.tenant(tenant_id)
+        return policy
+
     # -- events ---------------------------------------------------------------------------------
 
     def _emit(self, event: Event) -> None:
@@ -364,6 +386,13 @@ class Dispatcher:
 
     def _on_quota_wait(self, tenant_id: str, waited: float) -> None:
         self._emit(QuotaWaited(self._clock.now(), tenant_id, waited))
+
+
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that keeps nothing."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
 
 
 def _describe(exc: Exception) -> str:

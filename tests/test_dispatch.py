@@ -248,11 +248,13 @@ def test_open_breaker_snoozes_rows_without_spending_attempts() -> None:
         assert len(w.n8n.requests) == 2  # the third call was never made
         (snooze,) = w.of(Snoozed)
         assert snooze.cause is ErrorCode.CIRCUIT_OPEN
-        assert snooze.until - snooze.at == timedelta(seconds=300)
+        # Until the breaker half-opens, plus up to one base delay of jitter.
+        wait = snooze.until - snooze.at
+        assert timedelta(seconds=300) <= wait < timedelta(seconds=301)
         (row,) = await w.store.outbox_rows()
         assert row.attempt == 0
         assert row.lease_token is None or row.locked_until is None
-        await w.clock.sleep(300)
+        await w.clock.sleep(wait.total_seconds())
         report = await w.dispatcher.drain()
         assert report.delivered == 1
         assert [(t.old, t.new) for t in w.of(BreakerChanged)] == [
@@ -262,6 +264,36 @@ def test_open_breaker_snoozes_rows_without_spending_attempts() -> None:
         ]
 
     simulate(body, settings=settings, script=[500, 500])
+
+
+def test_rows_refused_while_the_probe_is_out_wait_for_the_probe() -> None:
+    settings = replace(SETTINGS, n8n_circuit_breaker_threshold=1, n8n_max_retries=0)
+
+    async def body(w: World) -> None:
+        ids = await w.enqueue(3)
+        await w.dispatcher.deliver([ids[0]])  # fails: the breaker opens
+        await w.clock.sleep(300)  # half-open
+        w.n8n.latency = 5.0  # the probe takes a while
+        await w.dispatcher.deliver(ids[1:])  # one probe, one refused while it is out
+        (snooze,) = w.of(Snoozed)
+        wait = (snooze.until - snooze.at).total_seconds()
+        read_timeout = SETTINGS.n8n_read_timeout_ms / 1000
+        assert read_timeout <= wait < 2 * read_timeout  # long enough for the probe to finish
+        assert len(w.n8n.requests) == 2
+
+    simulate(body, settings=settings, script=[500, 200])
+
+
+def test_cookies_never_travel_between_tenants() -> None:
+    async def body(w: World) -> None:
+        (a,) = await w.enqueue(1, tenant="a")
+        (b,) = await w.enqueue(1, tenant="b")
+        await w.dispatcher.deliver([a])
+        await w.dispatcher.deliver([b])
+        assert [r.headers.get("X-Tenant-Id") for r in w.n8n.requests] == ["a", "b"]
+        assert "cookie" not in w.n8n.requests[1].headers
+
+    simulate(body, script=[(200, {"Set-Cookie": "session=tenant-a-secret; Path=/"}), 200])
 
 
 def test_drain_gives_each_due_row_one_attempt_and_releases_it() -> None:
