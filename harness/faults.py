@@ -25,6 +25,7 @@ from typing import Any, Final, Literal, TypeGuard
 
 import yaml
 
+from harness.errors import InputError
 from reliability.clock import Clock
 
 __all__ = [
@@ -51,14 +52,8 @@ cut short of its Content-Length, a complete answer whose JSON is broken."""
 Scope = Literal["tenant", "global"]
 
 
-class FaultProfileError(ValueError):
+class FaultProfileError(InputError):
     """A fault profile that cannot be used; the message names the file (or source) and the key."""
-
-    def __init__(self, source: str, key: str, problem: str) -> None:
-        super().__init__(f"{source}: {key}: {problem}")
-        self.source = source
-        self.key = key
-        self.problem = problem
 
 
 @dataclass(frozen=True, slots=True)

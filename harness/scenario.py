@@ -17,6 +17,7 @@ from typing import Any, Final, TypeGuard
 
 import yaml
 
+from harness.errors import InputError
 from harness.faults import FaultProfile, FaultProfileError, parse_profile
 from reliability.backoff import Strategy
 from reliability.config import ConfigError, Settings, TenantConfig, load_settings, parse_tenants
@@ -77,14 +78,8 @@ _EVENT_TYPES: Final = (
 )
 
 
-class ScenarioError(ValueError):
+class ScenarioError(InputError):
     """A scenario that cannot be used; names the file and the key path."""
-
-    def __init__(self, source: str, key: str, problem: str) -> None:
-        super().__init__(f"{source}: {key}: {problem}")
-        self.source = source
-        self.key = key
-        self.problem = problem
 
 
 @dataclass(frozen=True, slots=True)
