@@ -98,6 +98,7 @@ class CircuitBreaker:
 
     __slots__ = (
         "_clock",
+        "_closed_ticket",
         "_failures",
         "_generation",
         "_listeners",
@@ -125,6 +126,7 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._probes_in_flight = 0
         self._generation = 0
+        self._closed_ticket = Ticket(probe=False, generation=0)
 
     @property
     def state(self) -> State:
@@ -141,7 +143,7 @@ class CircuitBreaker:
         now = self._clock.monotonic()
         self._tick(now)
         if self._state is State.CLOSED:
-            return Ticket(probe=False, generation=self._generation)
+            return self._closed_ticket  # immutable, so one per generation serves every call
         if self._state is State.HALF_OPEN and self._probes_in_flight < self.policy.probes:
             self._probes_in_flight += 1
             return Ticket(probe=True, generation=self._generation)
@@ -207,6 +209,7 @@ class CircuitBreaker:
         self._state = new
         self._generation += 1
         self._probes_in_flight = 0
+        self._closed_ticket = Ticket(probe=False, generation=self._generation)
         event = Transition(self.name, old, new, at)
         for listener in self._listeners:
             listener(event)
