@@ -117,6 +117,7 @@ class Dispatcher:
         # into another's calls (and parsing Set-Cookie costs on every call). Keep none.
         self._client._cookies = _NoCookies()
         self._policies: dict[str, TenantPolicy] = {}
+        self._urls: dict[str, httpx.URL] = {}
         # A lease outlives the longest possible call by a margin, so a slow call keeps its row;
         # a crashed holder's rows come back to a drain once it has passed.
         margin = settings.reliability_lease_margin_ms / 1000
@@ -288,7 +289,9 @@ class Dispatcher:
         if self.settings.n8n_api_key:
             headers[self.settings.n8n_api_key_header] = self.settings.n8n_api_key
         body = json.dumps(row.payload, separators=(",", ":")).encode()
-        url = workflow_url(self.settings, row.workflow)
+        url = self._urls.get(row.workflow)
+        if url is None:  # parsed once per workflow, not on every call
+            url = self._urls[row.workflow] = httpx.URL(workflow_url(self.settings, row.workflow))
         try:
             response = await self._client.post(url, content=body, headers=headers)
         except httpx.ConnectTimeout as exc:
