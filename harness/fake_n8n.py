@@ -26,7 +26,7 @@ import struct
 import threading
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -113,12 +113,14 @@ class FakeRequest:
     query: str = ""
     headers: Headers = ()
     body: bytes = b""
+    _index: dict[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # First value wins, as a scan from the front would find it.
+        object.__setattr__(self, "_index", dict(reversed(self.headers)))
 
     def header(self, name: str) -> str | None:
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
+        return self._index.get(name)
 
 
 @dataclass(slots=True)
@@ -626,8 +628,10 @@ class FakeN8nTransport(httpx.AsyncBaseTransport):
         fault = answer.fault if answer.entry is not None else None
         if fault is None:
             headers = [*answer.headers, ("Content-Length", str(len(answer.body)))]
-            stream = httpx.ByteStream(answer.body)
-            return httpx.Response(answer.status, headers=headers, stream=stream, request=request)
+            # `content=` hands httpx the body already read: no stream to iterate afterwards.
+            return httpx.Response(
+                answer.status, headers=headers, content=answer.body, request=request
+            )
         if fault == "hang":
             timeout = request.extensions.get("timeout", {}).get("read")
             if timeout is not None and timeout < answer.hang_for:

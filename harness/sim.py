@@ -355,6 +355,7 @@ class _ObservedStore:
             return result
 
         self._cache[name] = call
+        setattr(self, name, call)  # found on the instance from now on, without __getattr__
         return call
 
 
