@@ -12,7 +12,6 @@ crashes, bounded by them, and always under the delivery's own idempotency key.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -38,14 +37,13 @@ from harness.live_checks import (
     check_nothing_lost,
     read_snapshot,
 )
-from harness.load import LoadError, parse_duration
+from harness.load import LoadError
 from harness.stack import (
     Stack,
     StackConfig,
     StackError,
     Supervisor,
     make_tenants,
-    resolve_database_url,
 )
 from reliability.clock import Clock, SystemClock
 from reliability.config import DEFAULT_ROUTES
@@ -56,7 +54,6 @@ __all__ = [
     "CrashOutcome",
     "KillRecord",
     "kill_schedule",
-    "register_crash",
     "run_crash",
 ]
 
@@ -398,64 +395,3 @@ def _rows_held(stack: Stack) -> int:
             "SELECT count(*) FROM outbox WHERE done_at IS NULL AND locked_until > now()"
         ).fetchone()
     return int(row[0]) if row else 0
-
-
-# -- command line -------------------------------------------------------------------------------
-
-
-def register_crash(subparsers: Any) -> None:
-    crash = subparsers.add_parser(
-        "crash",
-        help="SIGKILL the service at seeded points during a run; audit nothing lost",
-        description=(
-            "Run two service instances and the fake n8n (slow, failing) on Postgres, SIGKILL "
-            "them at seeded random points while events arrive, restart, drain to completion, "
-            "and check nothing was lost and duplicates at n8n are bounded by the crashes."
-        ),
-    )
-    crash.add_argument("--kills", type=int, default=4, help="SIGKILLs during the run (default 4)")
-    crash.add_argument("--seed", type=int, default=0)
-    crash.add_argument("--duration", default="10s", help="traffic time (default 10s)")
-    crash.add_argument("--rate", type=float, default=30.0, help="new events per second")
-    crash.add_argument("--tenants", type=int, default=3)
-    crash.add_argument("--faults", metavar="FILE", help="fault profile (default: slow, failing)")
-    crash.add_argument("--database-url", metavar="URL", help="PostgreSQL server URL")
-    crash.add_argument("--out", metavar="DIR", default="out/crash")
-    crash.add_argument("--keep-schema", action="store_true")
-    crash.set_defaults(func=_cmd_crash)
-
-
-def _cmd_crash(args: argparse.Namespace) -> int:
-    from harness.cli_load import EXIT_INTERRUPTED, run_interruptible
-
-    try:
-        faults = Path(args.faults) if args.faults else None
-        if faults is not None:
-            from harness.faults import FaultProfileError, load_profile
-
-            try:
-                load_profile(faults)
-            except FaultProfileError as exc:
-                raise LoadError(f"--faults: {exc}") from None
-        config = CrashConfig(
-            database_url=resolve_database_url(args.database_url),
-            out_dir=Path(args.out),
-            seed=args.seed,
-            kills=args.kills,
-            duration=parse_duration(args.duration),
-            rate=args.rate,
-            tenants=args.tenants,
-            faults_file=faults,
-            keep_schema=args.keep_schema,
-        )
-        outcome = run_interruptible(run_crash(config))
-    except LoadError as exc:
-        print(f"reliability-harness crash: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("reliability-harness crash: interrupted; every process stopped", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    print(outcome.table)
-    verdict = "PASSED" if outcome.passed else "FAILED"
-    print(f"\ncrash test {verdict}; results in {outcome.results_path}")
-    return 0 if outcome.passed else 1

@@ -12,7 +12,7 @@ import asyncio
 import json
 import random
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 
 import httpx
@@ -122,7 +122,7 @@ class Dispatcher:
         # a crashed holder's rows come back to a drain once it has passed.
         margin = settings.reliability_lease_margin_ms / 1000
         self._lease = timedelta(seconds=connect + 2 * read + margin)
-        self._quota_timeout = read
+        self._read_timeout = read
         self.breakers = BreakerRegistry(
             clock, lambda t: settings.tenant(t).breaker, listeners=[self._on_transition]
         )
@@ -160,7 +160,7 @@ class Dispatcher:
         """Give every due row one attempt, `batch` rows at a time, until none is due or the
         time budget is spent; purge expired dead letters when the last purge is old enough."""
         started = self._clock.monotonic()
-        totals: dict[str, int] = dict.fromkeys(DrainReport.__slots__, 0)
+        totals: dict[str, int] = dict.fromkeys((f.name for f in fields(DrainReport)), 0)
         totals["purged"] = await self._maybe_purge()
         while self._clock.monotonic() - started < budget_seconds:
             rows = await self._store.claim_due(batch, now=self._clock.now(), lease=self._lease)
@@ -255,7 +255,8 @@ class Dispatcher:
 
     async def _attempt(self, row: OutboxRow, attempt: int) -> _Outcome:
         """One call under the tenant's quota and breaker. Raises CircuitOpen/QuotaExceeded."""
-        async with self.quotas.slot(row.tenant_id, timeout=self._quota_timeout):
+        # No slot within a call's read timeout: the row is snoozed (QuotaExceeded).
+        async with self.quotas.slot(row.tenant_id, timeout=self._read_timeout):
             breaker = self.breakers.get(row.tenant_id)
             ticket = breaker.acquire()
             started = self._clock.monotonic()
@@ -319,7 +320,7 @@ class Dispatcher:
         """
         if exc.retry_in > 0:
             return exc.retry_in + self._rng.random() * base
-        settle = max(base, self._quota_timeout)
+        settle = max(base, self._read_timeout)
         return settle * (1.0 + self._rng.random())
 
     async def _snooze(self, row: OutboxRow, token: str, wait: float, cause: ErrorCode) -> str:

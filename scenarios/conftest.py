@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import pytest
 
+from harness.pgtest import PgDatabase
 from harness.scenario import Scenario, parse_scenario
+from harness.vclock import VirtualClock
+from reliability.store import SqliteStore, Store
 
 BASE: Mapping[str, Any] = {
     "name": "suite",
@@ -45,3 +48,21 @@ class HeldStore:
                 return await attr(*args, **kwargs)
 
         return call
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def sim_store(
+    request: pytest.FixtureRequest, virtual_clock: VirtualClock
+) -> AsyncIterator[Store]:
+    """A migrated store of each kind on the virtual clock (Postgres calls hold time still)."""
+    store: Any
+    if request.param == "sqlite":
+        store = SqliteStore(":memory:")
+    else:
+        db: PgDatabase = request.getfixturevalue("pg_database")
+        store = HeldStore(db.open_store(), virtual_clock)
+    await store.migrate()
+    try:
+        yield store
+    finally:
+        await store.close()

@@ -3,40 +3,20 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
-
 from harness.invariants import check_run
-from harness.pgtest import PgDatabase
 from harness.scenario import find_scenario
 from harness.sim import Hooks, simulate
 from harness.vclock import VirtualClock
 from reliability.config import Settings
 from reliability.dispatch import Dispatcher
 from reliability.errors import ErrorCode
-from reliability.store import DlqFilter, NewDelivery, SqliteStore, Store
-from scenarios.conftest import HeldStore, make
+from reliability.store import DlqFilter, NewDelivery, Store
+from scenarios.conftest import make
 
 TTL = timedelta(hours=1)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def dlq_store(
-    request: pytest.FixtureRequest, virtual_clock: VirtualClock
-) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        store: Any = SqliteStore(":memory:")
-    else:
-        db: PgDatabase = request.getfixturevalue("pg_database")
-        store = HeldStore(db.open_store(), virtual_clock)
-    await store.migrate()
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def _dead_letter(store: Store, clock: VirtualClock, n: int) -> list[str]:
@@ -59,36 +39,36 @@ async def _dead_letter(store: Store, clock: VirtualClock, n: int) -> list[str]:
     return ids
 
 
-async def test_visible_until_exactly_the_ttl(dlq_store: Store, virtual_clock: VirtualClock) -> None:
-    (entry_id,) = await _dead_letter(dlq_store, virtual_clock, 1)
-    entry = await dlq_store.dlq_get(entry_id, now=virtual_clock.now())
+async def test_visible_until_exactly_the_ttl(sim_store: Store, virtual_clock: VirtualClock) -> None:
+    (entry_id,) = await _dead_letter(sim_store, virtual_clock, 1)
+    entry = await sim_store.dlq_get(entry_id, now=virtual_clock.now())
     assert entry is not None
     just_before = entry.expires_at - timedelta(microseconds=1)
-    assert await dlq_store.dlq_get(entry_id, now=just_before) is not None
-    assert (await dlq_store.dlq_list(DlqFilter(), now=just_before)).entries
-    assert await dlq_store.dlq_get(entry_id, now=entry.expires_at) is None
-    assert not (await dlq_store.dlq_list(DlqFilter(), now=entry.expires_at)).entries
-    assert await dlq_store.dlq_depth(now=entry.expires_at) == {}
-    assert await dlq_store.dlq_retry(entry_id, now=entry.expires_at) is None
+    assert await sim_store.dlq_get(entry_id, now=just_before) is not None
+    assert (await sim_store.dlq_list(DlqFilter(), now=just_before)).entries
+    assert await sim_store.dlq_get(entry_id, now=entry.expires_at) is None
+    assert not (await sim_store.dlq_list(DlqFilter(), now=entry.expires_at)).entries
+    assert await sim_store.dlq_depth(now=entry.expires_at) == {}
+    assert await sim_store.dlq_retry(entry_id, now=entry.expires_at) is None
 
 
 async def test_purge_removes_exactly_the_expired(
-    dlq_store: Store, virtual_clock: VirtualClock
+    sim_store: Store, virtual_clock: VirtualClock
 ) -> None:
-    ids = await _dead_letter(dlq_store, virtual_clock, 5)  # one per second
-    first = await dlq_store.dlq_get(ids[0], now=virtual_clock.now())
+    ids = await _dead_letter(sim_store, virtual_clock, 5)  # one per second
+    first = await sim_store.dlq_get(ids[0], now=virtual_clock.now())
     assert first is not None
     at = first.expires_at + timedelta(seconds=2)  # the first three have expired
-    assert await dlq_store.dlq_purge_expired(now=at) == 3
-    assert await dlq_store.dlq_purge_expired(now=at) == 0
-    left = await dlq_store.dlq_list(DlqFilter(), now=first.created_at)
+    assert await sim_store.dlq_purge_expired(now=at) == 3
+    assert await sim_store.dlq_purge_expired(now=at) == 0
+    left = await sim_store.dlq_list(DlqFilter(), now=first.created_at)
     assert sorted(e.id for e in left.entries) == sorted(ids[3:])
 
 
 async def test_manual_retry_redispatches_and_records(
-    dlq_store: Store, virtual_clock: VirtualClock
+    sim_store: Store, virtual_clock: VirtualClock
 ) -> None:
-    (entry_id,) = await _dead_letter(dlq_store, virtual_clock, 1)
+    (entry_id,) = await _dead_letter(sim_store, virtual_clock, 1)
     seen: list[str] = []
 
     import httpx
@@ -100,13 +80,13 @@ async def test_manual_retry_redispatches_and_records(
 
     d = Dispatcher(
         Settings(n8n_webhook_url="http://n8n.test/webhook"),
-        dlq_store, virtual_clock, transport=_N8n(), rng=random.Random(1),
+        sim_store, virtual_clock, transport=_N8n(), rng=random.Random(1),
     )  # fmt: skip
     new_id = await d.retry_dead_letter(entry_id)
     assert new_id is not None
     assert seen == ["t1:evt_0:weekly-recap"]
-    assert await dlq_store.dlq_get(entry_id, now=virtual_clock.now()) is None
-    rows = [r for r in await dlq_store.outbox_rows(include_done=True) if r.id == new_id]
+    assert await sim_store.dlq_get(entry_id, now=virtual_clock.now()) is None
+    rows = [r for r in await sim_store.outbox_rows(include_done=True) if r.id == new_id]
     assert rows
     assert rows[0].retry_count == 1
     assert rows[0].done_at is not None

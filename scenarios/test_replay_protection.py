@@ -4,49 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from harness.fake_stripe import FakeStripe, sign
 from harness.invariants import check_run
-from harness.pgtest import PgDatabase, pg_url
+from harness.pgtest import pg_url
 from harness.results import run_scenario
 from harness.scenario import find_scenario
 from harness.sim import Hooks, SeedLedgerGuard, simulate
 from harness.vclock import VirtualClock
 from reliability.config import Settings, TenantConfig
 from reliability.intake import Intake, IntakeCode
-from reliability.store import AcceptResult, SqliteStore, Store
-from scenarios.conftest import HeldStore, make
+from reliability.store import AcceptResult, Store
+from scenarios.conftest import make
 
 SECRET = "whsec_suite"
 SETTINGS = Settings(tenants={"t1": TenantConfig("t1", stripe_webhook_secrets=(SECRET,))})
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def store(
-    request: pytest.FixtureRequest, virtual_clock: VirtualClock
-) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        s: Any = SqliteStore(":memory:")
-    else:
-        db: PgDatabase = request.getfixturevalue("pg_database")
-        s = HeldStore(db.open_store(), virtual_clock)
-    await s.migrate()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def _stripe(clock: VirtualClock) -> FakeStripe:
     return FakeStripe(clock=clock, seed=3, secrets={"t1": SECRET})
 
 
-async def test_duplicates_and_out_of_order(store: Store, virtual_clock: VirtualClock) -> None:
-    intake, fs = Intake(SETTINGS, store, virtual_clock), _stripe(virtual_clock)
+async def test_duplicates_and_out_of_order(sim_store: Store, virtual_clock: VirtualClock) -> None:
+    intake, fs = Intake(SETTINGS, sim_store, virtual_clock), _stripe(virtual_clock)
     events = fs.story("t1")
     order = [4, 0, 2, 1, 3, 0, 4, 2]
     codes = []
@@ -61,9 +44,9 @@ async def test_duplicates_and_out_of_order(store: Store, virtual_clock: VirtualC
 
 
 async def test_concurrent_duplicates_process_once(
-    store: Store, virtual_clock: VirtualClock
+    sim_store: Store, virtual_clock: VirtualClock
 ) -> None:
-    intake, fs = Intake(SETTINGS, store, virtual_clock), _stripe(virtual_clock)
+    intake, fs = Intake(SETTINGS, sim_store, virtual_clock), _stripe(virtual_clock)
     req = fs.signed(fs.event("invoice.paid", tenant="t1"), tenant="t1")
     header = dict(req.headers)["Stripe-Signature"]
     results = await asyncio.gather(*(intake.handle("t1", header, req.body) for _ in range(16)))
@@ -71,8 +54,8 @@ async def test_concurrent_duplicates_process_once(
     assert sum(len(r.outbox_ids) for r in results) == 1
 
 
-async def test_stale_and_resigned(store: Store, virtual_clock: VirtualClock) -> None:
-    intake, fs = Intake(SETTINGS, store, virtual_clock), _stripe(virtual_clock)
+async def test_stale_and_resigned(sim_store: Store, virtual_clock: VirtualClock) -> None:
+    intake, fs = Intake(SETTINGS, sim_store, virtual_clock), _stripe(virtual_clock)
     event = fs.event("checkout.session.completed", tenant="t1")
     body = fs.body(event)
     captured = sign(body, SECRET, int(virtual_clock.now().timestamp()))

@@ -740,43 +740,52 @@ def _load(lr: LoadResults, n: int, ids: _Ids, slug: str) -> Iterator[str]:
             ("p50 ms", [(p.t, p.p50) for p in hist if p.p50 is not None]),
             ("p95 ms", [(p.t, p.p95) for p in hist if p.p95 is not None]),
         ]
-        chart = svg.line_chart(
-            chart_id=ids.chart(),
+        yield _over_time(
+            ids,
+            lat,
             title="Latency over the load run",
             desc="p50 and p95 response time in milliseconds over the run. Highest p95: "
             f"{svg.fmt_num(max((v for _, v in lat[1][1]), default=None))} ms.",
-            lines=[svg.Line(n, pts) for n, pts in lat],
-            x_label="time into the run",
             y_label="milliseconds",
-            x_time=True,
-        )
-        bt = an.bucket_table(lat, time_label="time", stat="mean")
-        yield _pair(
-            chart,
-            _table("Latency over time", bt.columns, bt.rows, numeric=(1, 2)),
-            "Latency over time.",
+            name="Latency over time",
         )
         thr = [
             ("requests/s", [(p.t, p.rps) for p in hist if p.rps is not None]),
             ("users", [(p.t, float(p.users)) for p in hist]),
         ]
-        chart = svg.line_chart(
-            chart_id=ids.chart(),
+        yield _over_time(
+            ids,
+            thr,
             title="Throughput and users over the load run",
             desc="Requests per second and simulated users over the run. Highest: "
             f"{svg.fmt_num(max((v for _, v in thr[0][1]), default=None))} requests/s.",
-            lines=[svg.Line(n, pts) for n, pts in thr],
-            x_label="time into the run",
             y_label="per second / users",
-            x_time=True,
-        )
-        bt = an.bucket_table(thr, time_label="time", stat="mean")
-        yield _pair(
-            chart,
-            _table("Throughput over time", bt.columns, bt.rows, numeric=(1, 2)),
-            "Throughput over time.",
+            name="Throughput over time",
         )
     yield "</section>"
+
+
+def _over_time(
+    ids: _Ids,
+    series: list[tuple[str, list[tuple[float, float]]]],
+    *,
+    title: str,
+    desc: str,
+    y_label: str,
+    name: str,
+) -> str:
+    """A line chart of load-run series over time, with its table of bucket means beside it."""
+    chart = svg.line_chart(
+        chart_id=ids.chart(),
+        title=title,
+        desc=desc,
+        lines=[svg.Line(n, pts) for n, pts in series],
+        x_label="time into the run",
+        y_label=y_label,
+        x_time=True,
+    )
+    bt = an.bucket_table(series, time_label="time", stat="mean")
+    return _pair(chart, _table(name, bt.columns, bt.rows, numeric=(1, 2)), f"{name}.")
 
 
 def _environment(report: Report, generated_at: str, generator: str) -> Iterator[str]:
