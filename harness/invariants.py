@@ -372,7 +372,7 @@ class _Model:
         self.in_flight = 0
 
     def tick(self, t: float) -> None:
-        if self.state is State.OPEN and t - self.opened_at >= self.recovery:
+        if self.state is State.OPEN and t >= self.opened_at + self.recovery:
             self.move(State.HALF_OPEN, self.opened_at + self.recovery)
 
     def acquire(self, t: float) -> tuple[bool, bool]:

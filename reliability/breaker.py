@@ -2,7 +2,7 @@
 
 CLOSED counts failures in a window of `window` seconds: a failure at time f counts while
 `now - f < window`. The `threshold`-th counted failure opens the breaker. OPEN fails fast with
-`CircuitOpen` until `recovery` seconds have passed; then HALF_OPEN lets exactly `probes` calls
+`CircuitOpen` until `opened_at + recovery`; then HALF_OPEN lets exactly `probes` calls
 through. A probe success closes (and clears the window); a probe failure re-opens.
 
 Memory per breaker is bounded by the threshold: only the last `threshold` failure times are kept.
@@ -201,7 +201,9 @@ class CircuitBreaker:
         self._move(State.OPEN, now)
 
     def _tick(self, now: float) -> None:
-        if self._state is State.OPEN and now - self._opened_at >= self.policy.recovery:
+        # The deadline form, as `half_open_at()` and `CircuitOpen.retry_at` state it: a caller
+        # that sleeps until then finds the breaker half-open (`now - opened_at` can round below).
+        if self._state is State.OPEN and now >= self._opened_at + self.policy.recovery:
             self._move(State.HALF_OPEN, self._opened_at + self.policy.recovery)
 
     def _move(self, new: State, at: float) -> None:

@@ -8,7 +8,6 @@ timestamps from the future, so a captured request cannot be pre-dated for a late
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -109,7 +108,7 @@ def parse_header(header: str | None) -> ParsedHeader:
 def compute_signature(secret: str, timestamp: int, body: bytes) -> str:
     """Hex HMAC-SHA256 of `"<timestamp>.<body>"` under `secret` (UTF-8), as Stripe signs."""
     signed = str(timestamp).encode("ascii") + b"." + body
-    return hmac.new(secret.encode("utf-8"), signed, hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode("utf-8"), signed, "sha256").hex()  # one-shot, in C
 
 
 def signature_header(body: bytes, secrets: Sequence[str], timestamp: int) -> str:

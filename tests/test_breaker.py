@@ -84,6 +84,23 @@ def test_recovery_at_exactly_the_recovery_time() -> None:
     assert b.state is State.HALF_OPEN
 
 
+def test_a_caller_that_sleeps_until_retry_at_finds_the_breaker_half_open() -> None:
+    # Opened at 1899.999: 2199.999 - 1899.999 rounds to 299.99999999999977, under RECOVERY,
+    # yet retry_at says 2199.999. The hypothesis model found this; the deadline form agrees.
+    b, clock = make(threshold=1)
+    clock.advance(299.999)
+    clock.advance(600.0)
+    clock.advance(1000.0)
+    fail(b)
+    with pytest.raises(CircuitOpen) as info:
+        b.acquire()
+    assert info.value.retry_at == b.half_open_at() == 2199.999
+    clock.advance(300.0)
+    assert clock.monotonic() == info.value.retry_at
+    assert b.acquire().probe
+    assert b.state is State.HALF_OPEN
+
+
 def test_probe_success_closes_and_clears_the_window() -> None:
     b, clock = make(threshold=2)
     fail(b)

@@ -48,9 +48,14 @@ MAX_PURGE_ROUNDS = 100_000
 _ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def new_id(factory: Callable[[], str]) -> str:
     """Mint an id from the injected factory, in canonical UUID text (both stores key on it)."""
     raw = factory()
+    if isinstance(raw, str) and _CANONICAL_UUID.fullmatch(raw):
+        return raw  # already canonical: skip the round trip through uuid.UUID
     try:
         return str(uuid.UUID(raw))
     except (ValueError, TypeError, AttributeError) as exc:
@@ -63,6 +68,8 @@ def default_ids() -> str:
 
 def as_uuid(value: str) -> str | None:
     """Canonical form of an id from outside, or None when it cannot be one of ours."""
+    if isinstance(value, str) and _CANONICAL_UUID.fullmatch(value):
+        return value
     try:
         return str(uuid.UUID(value))
     except (ValueError, TypeError, AttributeError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,6 +49,61 @@ _HELD = "id = ? AND lease_token = ? AND done_at IS NULL"
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 
+class _Tx:
+    """`with store._tx() as db:` (a class, not a generator: it runs on every write)."""
+
+    __slots__ = ("_db", "_path")
+
+    def __init__(self, db: sqlite3.Connection, path: str) -> None:
+        self._db = db
+        self._path = path
+
+    def __enter__(self) -> sqlite3.Connection:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"sqlite {self._path}: {exc}") from exc
+        return self._db
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        if exc is None:
+            try:
+                self._db.execute("COMMIT")
+                return
+            except BaseException as failed:
+                exc = failed
+                self._rollback()
+                if not isinstance(exc, sqlite3.OperationalError):
+                    raise
+        else:
+            self._rollback()
+        if isinstance(exc, sqlite3.OperationalError):
+            raise StoreUnavailable(f"sqlite {self._path}: {exc}") from exc
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            # If even the rollback fails (file gone), the journal undoes it on next open.
+            with suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+
+
+def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
+    """Open `path`; `:memory:` opens a private `memdb` database where SQLite has that VFS.
+
+    A plain `:memory:` database's COMMIT grows with the database's size (about 10 us at 5,000
+    pages, 120 us at 35,000), which made long simulations quadratic; `memdb` commits stay flat.
+    It has SQLite's default cap of 1 GiB; a larger run belongs in a file.
+    """
+    if path == ":memory:":
+        with suppress(sqlite3.OperationalError):  # SQLite older than 3.36 has no memdb VFS
+            return sqlite3.connect(
+                "file:reliability?vfs=memdb", isolation_level=None, timeout=busy_timeout, uri=True
+            )
+    return sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
+
+
 class SqliteStore:
     """`Store` on one SQLite file (or `:memory:`), opened at construction."""
 
@@ -73,7 +128,7 @@ class SqliteStore:
         self._dlq_alert_threshold = dlq_alert_threshold
         self._purge_batch = c.limit(purge_batch, "purge_batch")
         try:
-            db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
+            db = _connect(path, busy_timeout)
             db.execute("PRAGMA journal_mode = WAL")
             db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
         except sqlite3.Error as exc:
@@ -94,25 +149,9 @@ class SqliteStore:
             raise StoreUnavailable(f"sqlite {self._path}: the store is closed")
         return self._db
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> _Tx:
         """A write transaction: taken with BEGIN IMMEDIATE, rolled back whole on any error."""
-        db = self._live()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"sqlite {self._path}: {exc}") from exc
-        try:
-            yield db
-            db.execute("COMMIT")
-        except BaseException as exc:
-            if db.in_transaction:
-                # If even the rollback fails (file gone), the journal undoes it on next open.
-                with suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.OperationalError):
-                raise StoreUnavailable(f"sqlite {self._path}: {exc}") from exc
-            raise
+        return _Tx(self._live(), self._path)
 
     def _read(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
@@ -284,9 +323,12 @@ class SqliteStore:
         key = c.as_uuid(oid)
         if key is None or not isinstance(token, str):
             return False
-        with self._tx() as db:
-            n = db.execute(f"UPDATE outbox SET {set_clause} WHERE {_HELD}", (*params, key, token))
-            return n.rowcount == 1
+        # One statement is its own transaction in autocommit mode: no BEGIN/COMMIT round trip.
+        query = f"UPDATE outbox SET {set_clause} WHERE {_HELD}"
+        try:
+            return self._live().execute(query, (*params, key, token)).rowcount == 1
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"sqlite {self._path}: {exc}") from exc
 
     async def renew(self, outbox_id: str, lease_token: str, *, until: datetime) -> bool:
         params = (_ts(c.utc(until, "until")),)
