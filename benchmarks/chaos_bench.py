@@ -11,9 +11,17 @@ from __future__ import annotations
 
 import sys
 import time
+import timeit
 
 from harness.results import run_scenario
 from harness.scenario import find_scenario, load_catalogue
+
+
+def _calibration() -> None:
+    """A fixed pure-Python loop, so figures taken on different machines (or on one VM on
+    different days) can be compared: the simulation's wall time scales with it."""
+    seconds = min(timeit.repeat("sum(range(1000))", number=20_000, repeat=3))
+    print(f"calibration: sum(range(1000)) x 20,000 in {seconds:.2f} s (best of 3)")
 
 
 def _load() -> None:
@@ -50,6 +58,7 @@ def _catalogue() -> None:
 
 def main(argv: list[str]) -> None:
     which = argv[0] if argv else "all"
+    _calibration()
     if which in ("all", "load"):
         _load()
     if which in ("all", "catalogue"):
