@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.synced
 ARGS   ?=
 
-.PHONY: run test lint fmt bench reference-report reference-check clean
+.PHONY: run test lint fmt bench bytecode reference-report reference-check clean
 
 $(STAMP): pyproject.toml uv.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,40 +18,36 @@ $(STAMP): pyproject.toml uv.lock
 
 # Byte-compile our sources up front: where PYTHONDONTWRITEBYTECODE is set (it is on the CI
 # machines), every process would otherwise recompile every module it imports (~1.5 s each).
-BYTECODE := $(BIN)/python -m compileall -q -j 0 reliability harness scenarios tests benchmarks loadtests
+bytecode: $(STAMP)
+	@$(BIN)/python -m compileall -q -j 0 reliability harness scenarios tests benchmarks loadtests >/dev/null
 
-run: $(STAMP)
-	@$(BYTECODE) >/dev/null
+run: bytecode
 	$(BIN)/reliability-harness chaos $(ARGS)
 
-test: $(STAMP)
-	@$(BYTECODE) >/dev/null
+test: bytecode
 	$(BIN)/python -m pytest -n auto $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check reliability harness scenarios tests loadtests
-	$(BIN)/ruff format --check reliability harness scenarios tests loadtests
+	$(BIN)/ruff check reliability harness scenarios tests loadtests benchmarks
+	$(BIN)/ruff format --check reliability harness scenarios tests loadtests benchmarks
 	$(BIN)/mypy --strict reliability harness
 
 fmt: $(STAMP)
-	$(BIN)/ruff format reliability harness scenarios tests loadtests
-	$(BIN)/ruff check --fix reliability harness scenarios tests loadtests
+	$(BIN)/ruff format reliability harness scenarios tests loadtests benchmarks
+	$(BIN)/ruff check --fix reliability harness scenarios tests loadtests benchmarks
 
-bench: $(STAMP)
-	@$(BYTECODE) >/dev/null
+bench: bytecode
 	$(BIN)/python -m benchmarks $(ARGS)
 
 # The published reference report: the default catalogue with seed 1.
 REFERENCE_CHAOS := out/reference-chaos
 
-reference-report: $(STAMP)
-	@$(BYTECODE) >/dev/null
+reference-report: bytecode
 	$(BIN)/reliability-harness chaos --seed 1 --out $(REFERENCE_CHAOS) --quiet
 	$(BIN)/reliability-harness report $(REFERENCE_CHAOS) --out reports/reference
 
 # Regenerate and compare with the committed report (only generation time/environment may differ).
-reference-check: $(STAMP)
-	@$(BYTECODE) >/dev/null
+reference-check: bytecode
 	$(BIN)/reliability-harness chaos --seed 1 --out $(REFERENCE_CHAOS) --quiet
 	$(BIN)/reliability-harness report $(REFERENCE_CHAOS) --check reports/reference
 

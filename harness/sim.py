@@ -342,12 +342,8 @@ class _ObservedStore:
         self._sim = sim
         self._real_io = real_io
         self._lock = asyncio.Lock()
-        self._cache: dict[str, Any] = {}
 
     def __getattr__(self, name: str) -> Any:
-        cached = self._cache.get(name)
-        if cached is not None:
-            return cached
         attr = getattr(self._inner, name)
         if not asyncio.iscoroutinefunction(attr):
             return attr
@@ -368,7 +364,6 @@ class _ObservedStore:
                 after(result, *args, **kwargs)
             return result
 
-        self._cache[name] = call
         setattr(self, name, call)  # found on the instance from now on, without __getattr__
         return call
 
@@ -1054,17 +1049,10 @@ class _AsyncNull:
         return None
 
 
-_MEMORY_URLS: Final = ("sqlite://", "sqlite://:memory:", "sqlite:///:memory:")
-
-
 def _open(url: str, ids: Callable[[], str], schema: str | None) -> SqliteStore | PostgresStore:
     """The store a URL names; the embedded one without fsync (a simulation needs no
     durability against power loss, and `synchronous=OFF` is most of SQLite's write cost)."""
-    if url in _MEMORY_URLS:
-        return SqliteStore(":memory:", ids=ids, synchronous="OFF")
-    if url.startswith("sqlite:///"):
-        return SqliteStore(url.removeprefix("sqlite:///"), ids=ids, synchronous="OFF")
-    return cast(PostgresStore, open_store(url, ids=ids, schema=schema))
+    return open_store(url, ids=ids, schema=schema, sqlite_synchronous="OFF")
 
 
 def _create_schema(url: str, schema: str) -> None:

@@ -79,6 +79,7 @@ def open_store(
     max_size: int = 8,
     pool_timeout: float = 10.0,
     application_name: str = "reliability",
+    sqlite_synchronous: str = "FULL",
 ) -> PostgresStore | SqliteStore:
     """Open (not migrate) the store a URL names.
 
@@ -86,7 +87,8 @@ def open_store(
     `/tmp/x.db` (the SQLAlchemy convention). For Postgres, `schema` isolates the store: it
     is set as `search_path` on every pooled connection and created by `migrate()`. Pool
     sizes, `pool_timeout` (seconds to wait for a connection) and `application_name` apply to
-    Postgres only. `ids` mints UUID strings (default: uuid4), e.g. seeded for a simulation.
+    Postgres only, `sqlite_synchronous` (SQLite's `PRAGMA synchronous`) to SQLite only.
+    `ids` mints UUID strings (default: uuid4), e.g. seeded for a simulation.
     """
     common: dict[str, Any] = {
         "ids": ids,
@@ -97,9 +99,10 @@ def open_store(
     if not isinstance(url, str):
         raise InvalidInput(f"store url must be a str, got {type(url).__name__}")
     if url in _MEMORY:
-        return SqliteStore(":memory:", **common)
+        return SqliteStore(":memory:", synchronous=sqlite_synchronous, **common)
     if url.startswith("sqlite:///"):
-        return SqliteStore(url.removeprefix("sqlite:///"), **common)
+        path = url.removeprefix("sqlite:///")
+        return SqliteStore(path, synchronous=sqlite_synchronous, **common)
     if url.startswith(("postgresql://", "postgres://")):
         return open_postgres(
             url,

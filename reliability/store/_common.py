@@ -54,12 +54,10 @@ _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[
 def new_id(factory: Callable[[], str]) -> str:
     """Mint an id from the injected factory, in canonical UUID text (both stores key on it)."""
     raw = factory()
-    if isinstance(raw, str) and _CANONICAL_UUID.fullmatch(raw):
-        return raw  # already canonical: skip the round trip through uuid.UUID
-    try:
-        return str(uuid.UUID(raw))
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise StoreError(f"the ids factory returned {raw!r}, which is not a UUID string") from exc
+    canonical = as_uuid(raw)
+    if canonical is None:
+        raise StoreError(f"the ids factory returned {raw!r}, which is not a UUID string")
+    return canonical
 
 
 def default_ids() -> str:
@@ -69,7 +67,7 @@ def default_ids() -> str:
 def as_uuid(value: str) -> str | None:
     """Canonical form of an id from outside, or None when it cannot be one of ours."""
     if isinstance(value, str) and _CANONICAL_UUID.fullmatch(value):
-        return value
+        return value  # already canonical: skip the round trip through uuid.UUID
     try:
         return str(uuid.UUID(value))
     except (ValueError, TypeError, AttributeError):

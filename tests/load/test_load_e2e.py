@@ -8,12 +8,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
+from process_support import running, wait_for
 
 from harness.stack import DATABASE_ENV_VAR, resolve_database_url
 
@@ -21,23 +20,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 _STARTED = re.compile(r"^started (?P<name>[\w-]+): pid (?P<pid>\d+)", re.MULTILINE)
 _SCHEMA = re.compile(r"^database: schema (\w+)", re.MULTILINE)
-
-
-def running(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in {"Z", "X"}
-
-
-def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def schema_exists(name: str) -> bool:
