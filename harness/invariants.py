@@ -29,6 +29,9 @@ __all__ = [
 ]
 
 _EPS: Final = 1e-6
+# Tuples for isinstance, not `A | B`: a union is built anew at each test, run per event.
+_ATTEMPT_OR_RETRY: Final = (Attempted, Retrying)
+_WORKED_ON: Final = (Attempted, Snoozed, DeadLettered)
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +266,7 @@ def _backoff(run: SimRun, params: Mapping[str, Any]) -> _Outcome:
     out = _Outcome()
     by_row: dict[str, list[tuple[float, Any]]] = defaultdict(list)
     for t, _, ev in r.events:
-        if isinstance(ev, Attempted | Retrying):
+        if isinstance(ev, _ATTEMPT_OR_RETRY):
             by_row[ev.outbox_id].append((t, ev))
     policies: dict[str, Any] = {}
     for t, _, ev in r.events:
@@ -317,7 +320,11 @@ def _backoff(run: SimRun, params: Mapping[str, Any]) -> _Outcome:
         if not attempts:
             continue
         out.checked += 1
-        limit = r.settings.tenant(attempts[0].tenant_id).retry.max_retries + 1
+        tenant = attempts[0].tenant_id
+        policy = policies.get(tenant)
+        if policy is None:
+            policy = policies[tenant] = r.settings.tenant(tenant).retry
+        limit = policy.max_retries + 1
         if len(attempts) > limit:
             out.fail(
                 _Violation(
@@ -597,7 +604,7 @@ def _dlq_ttl(run: SimRun, params: Mapping[str, Any]) -> _Outcome:
         purged.update(expected)
     redispatched: dict[str, float] = {}
     for t, _, ev in r.events:
-        if isinstance(ev, Attempted | Snoozed | DeadLettered):
+        if isinstance(ev, _WORKED_ON):
             redispatched.setdefault(ev.outbox_id, t)
     rows = {row.id: row for row in r.retried_rows}
     back_in_dlq = {e.source_outbox_id: e for e in r.dlq_entries.values() if e.source_outbox_id}

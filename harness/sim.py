@@ -84,6 +84,7 @@ __all__ = [
     "Trace",
     "derive_rng",
     "simulate",
+    "uuid4_text",
 ]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=DEFAULT_START.tzinfo)
@@ -622,7 +623,7 @@ class _Sim:
         ids_rng = derive_rng(self.seed, "ids")
 
         def ids() -> str:
-            return str(uuid.UUID(int=ids_rng.getrandbits(128), version=4))
+            return uuid4_text(ids_rng.getrandbits(128))
 
         schema: str | None = None
         if self.store_url.startswith(("postgresql://", "postgres://")):
@@ -802,7 +803,10 @@ class _Sim:
             body = bodies.get(item.event)
             if body is None:
                 body = self._body(spec)
-            answers = await asyncio.gather(*(self._send(g, spec, body, intake) for g in group))
+            if len(group) == 1:
+                answers = [await self._send(item, spec, body, intake)]
+            else:
+                answers = await asyncio.gather(*(self._send(g, spec, body, intake) for g in group))
             left = remaining[item.event] - len(group)
             unanswered = any(a is None for a in answers)
             if unanswered and item.kind in _RETRIED and item.attempt < len(schedule):
@@ -1083,6 +1087,16 @@ def _forge(kind: str, secret: str, stamp: int, body: bytes) -> str | None:
 
 
 _ALPHABET: Final = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+_UUID4_CLEAR: Final = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID4_SET: Final = (0x8000 << 48) | (0x4000 << 64)
+
+
+def uuid4_text(bits: int) -> str:
+    """`str(uuid.UUID(int=bits, version=4))` without the UUID object: ids are minted per row."""
+    h = "%032x" % (bits & _UUID4_CLEAR | _UUID4_SET)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _token(rng: random.Random, n: int) -> str:

@@ -85,6 +85,8 @@ def classify_status(status: int) -> ErrorCode | None:
 
 
 _PERMANENT = frozenset({ErrorCode.HTTP_4XX, ErrorCode.INVALID_PAYLOAD})
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+_Raw = tuple[tuple[bytes, bytes], ...]
 
 
 class Dispatcher:
@@ -116,8 +118,13 @@ class Dispatcher:
         # One client serves every tenant: a shared cookie jar would carry one tenant's cookies
         # into another's calls (and parsing Set-Cookie costs on every call). Keep none.
         self._client._cookies = _NoCookies()
+        # Requests are built in `_call` as `client.post` would build them (the client's
+        # headers, then ours; its timeout), from headers encoded once, not merged per call.
+        api_key = (settings.n8n_api_key_header, settings.n8n_api_key)
+        self._headers = _encoded_headers(self._client.headers, api_key if api_key[1] else None)
+        self._ext = {"timeout": self._client.timeout.as_dict()}  # copied by each request
         self._policies: dict[str, TenantPolicy] = {}
-        self._urls: dict[str, httpx.URL] = {}
+        self._targets: dict[str, tuple[httpx.URL, _Raw]] = {}
         # A lease outlives the longest possible call by a margin, so a slow call keeps its row;
         # a crashed holder's rows come back to a drain once it has passed.
         margin = settings.reliability_lease_margin_ms / 1000
@@ -150,11 +157,17 @@ class Dispatcher:
 
     async def deliver(self, outbox_ids: Sequence[str]) -> None:
         """Claim these rows and see each through: delivered, dead-lettered or handed to drain."""
-        await asyncio.gather(*(self._deliver_one(i) for i in outbox_ids))
+        if len(outbox_ids) == 1:  # the common case needs no task of its own
+            await self._deliver_one(outbox_ids[0])
+        else:
+            await asyncio.gather(*(self._deliver_one(i) for i in outbox_ids))
 
     async def deliver_claimed(self, rows: Sequence[OutboxRow]) -> None:
         """See rows through that the caller already holds (e.g. claimed at intake)."""
-        await asyncio.gather(*(self._run(r, hold=True) for r in rows))
+        if len(rows) == 1:
+            await self._run(rows[0], hold=True)
+        else:
+            await asyncio.gather(*(self._run(r, hold=True) for r in rows))
 
     async def drain(self, *, batch: int = 100, budget_seconds: float = 10.0) -> DrainReport:
         """Give every due row one attempt, `batch` rows at a time, until none is due or the
@@ -256,7 +269,8 @@ class Dispatcher:
     async def _attempt(self, row: OutboxRow, attempt: int) -> _Outcome:
         """One call under the tenant's quota and breaker. Raises CircuitOpen/QuotaExceeded."""
         # No slot within a call's read timeout: the row is snoozed (QuotaExceeded).
-        async with self.quotas.slot(row.tenant_id, timeout=self._read_timeout):
+        await self.quotas.acquire(row.tenant_id, timeout=self._read_timeout)
+        try:
             breaker = self.breakers.get(row.tenant_id)
             ticket = breaker.acquire()
             started = self._clock.monotonic()
@@ -266,6 +280,8 @@ class Dispatcher:
                 breaker.release(ticket)
                 raise
             breaker.record(ticket, outcome.code)
+        finally:
+            self.quotas.release(row.tenant_id)
         self._emit(
             Attempted(
                 self._clock.now(),
@@ -282,19 +298,29 @@ class Dispatcher:
         return outcome
 
     async def _call(self, row: OutboxRow) -> _Outcome:
-        headers = {
-            "Content-Type": "application/json",
-            "Idempotency-Key": row.idempotency_key,
-            "X-Tenant-Id": row.tenant_id,
-        }
-        if self.settings.n8n_api_key:
-            headers[self.settings.n8n_api_key_header] = self.settings.n8n_api_key
-        body = json.dumps(row.payload, separators=(",", ":")).encode()
-        url = self._urls.get(row.workflow)
-        if url is None:  # parsed once per workflow, not on every call
-            url = self._urls[row.workflow] = httpx.URL(workflow_url(self.settings, row.workflow))
+        target = self._targets.get(row.workflow)
+        if target is None:  # parsed once per workflow, not on every call
+            url = httpx.URL(workflow_url(self.settings, row.workflow))
+            host: _Raw = ((b"Host", url.netloc),) if url.host else ()
+            target = self._targets[row.workflow] = (url, host)
+        url, host = target
+        body = _COMPACT.encode(row.payload).encode()
+        before, after = self._headers
+        # Every header `client.post(url, content=body)` would set, in its order, given here so
+        # httpx has none to work out: the same request for a fraction of the cost.
+        headers = [
+            *host,
+            *before,
+            (b"Idempotency-Key", row.idempotency_key.encode("ascii")),
+            (b"X-Tenant-Id", row.tenant_id.encode("ascii")),
+            *after,
+            (b"Content-Length", str(len(body)).encode("ascii")),
+        ]
+        stream = httpx.ByteStream(body)
+        request = httpx.Request("POST", url, headers=headers, stream=stream, extensions=self._ext)
+        request.read()  # as `content=` does: transports may read `request.content` at once
         try:
-            response = await self._client.post(url, content=body, headers=headers)
+            response = await self._client.send(request)
         except httpx.ConnectTimeout as exc:
             return _Outcome(None, ErrorCode.CONNECTION, None, _describe(exc))
         except httpx.TimeoutException as exc:
@@ -390,6 +416,17 @@ class Dispatcher:
 
     def _on_quota_wait(self, tenant_id: str, waited: float) -> None:
         self._emit(QuotaWaited(self._clock.now(), tenant_id, waited))
+
+
+def _encoded_headers(defaults: httpx.Headers, api_key: tuple[str, str] | None) -> tuple[_Raw, _Raw]:
+    """The headers that go before and after a call's own, in the order `client.post` merges
+    the client's defaults with `Content-Type`, the call's headers and the API key."""
+    merged = httpx.Headers(defaults)
+    merged["Content-Type"] = "application/json"
+    if api_key is None:
+        return tuple(merged.raw), ()
+    merged.pop(api_key[0], None)
+    return tuple(merged.raw), tuple(httpx.Headers([api_key]).raw)
 
 
 class _NoCookies(httpx.Cookies):

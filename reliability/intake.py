@@ -78,8 +78,11 @@ class IntakeResult:
     """With a claim lease, the new outbox rows already claimed for immediate delivery."""
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _json(value: Mapping[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _ENCODER.encode(value).encode("utf-8")
 
 
 _DUPLICATE_BODY = _json({"ok": True, "duplicate": True})
@@ -98,9 +101,13 @@ def _parse_constant(name: str) -> Any:
     raise _NotAnEvent(f"{name} is not JSON")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_parse_constant)
+
+
 def _parse_event(body: bytes) -> dict[str, Any]:
     try:
-        event = json.loads(body, parse_constant=_parse_constant)
+        # What json.loads does with bytes, on one decoder made once.
+        event = _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
     except (ValueError, RecursionError) as exc:
         # JSONDecodeError and UnicodeDecodeError are ValueErrors; deep nesting recurses.
         raise _NotAnEvent(f"body is not JSON: {type(exc).__name__}") from None

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from harness.cli_chaos import run_chaos
-from harness.sim import simulate
+from harness.sim import simulate, uuid4_text
 from scenarios.conftest import make
 
 _SCENARIO = {
@@ -49,3 +53,9 @@ def test_parallel_workers_give_the_same_results(tmp_path: Path) -> None:
         doc = json.loads((out / "results.json").read_text())
         docs.append([(s["name"], s["trace_hash"], s["figures"]) for s in doc["scenarios"]])
     assert docs[0] == docs[1]
+
+
+@given(st.integers(min_value=0, max_value=2**128 - 1))
+def test_simulated_ids_are_the_uuid4_text_of_their_bits(bits: int) -> None:
+    # The simulator formats its ids itself; a drift from uuid's would change every trace.
+    assert uuid4_text(bits) == str(uuid.UUID(int=bits, version=4))

@@ -148,6 +148,48 @@ def test_success_sends_the_payload_with_idempotency_key_and_api_key() -> None:
     simulate(body)
 
 
+@pytest.mark.parametrize("api_key", ["", "k3y"])
+def test_requests_are_what_client_post_would_send(api_key: str) -> None:
+    # The dispatcher builds its requests itself; they must match httpx's own, byte for byte.
+    settings = replace(SETTINGS, n8n_api_key=api_key)
+
+    async def body(w: World) -> None:
+        (oid,) = await w.enqueue()
+        await w.dispatcher.deliver([oid])
+        (sent,) = w.n8n.requests
+        headers = {"Content-Type": "application/json", "Idempotency-Key": "t1:evt_0:weekly-recap"}
+        headers["X-Tenant-Id"] = "t1"
+        if api_key:
+            headers["X-N8N-API-KEY"] = api_key
+        connect = settings.n8n_connect_timeout_ms / 1000
+        read = settings.n8n_read_timeout_ms / 1000
+        timeout = httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            expected = client.build_request(
+                "POST", "http://n8n.test/webhook/weekly-recap", content=b'{"n":0}', headers=headers
+            )
+        assert (sent.method, sent.url, sent.content) == (
+            expected.method,
+            expected.url,
+            expected.content,
+        )
+        assert sent.headers.raw == expected.headers.raw
+        assert sent.extensions == expected.extensions
+
+    simulate(body, settings=settings)
+
+
+def test_a_failing_call_gives_its_quota_slot_back() -> None:
+    async def body(w: World) -> None:
+        (oid,) = await w.enqueue()
+        await w.dispatcher.deliver([oid])
+        assert [r.cause for r in w.of(Retrying)] == [ErrorCode.CONNECTION]
+        assert w.dispatcher.quotas.in_flight("t1") == 0
+        assert w.dispatcher.quotas.peak("t1") == 1
+
+    simulate(body, script=[httpx.ConnectError])
+
+
 def test_retryable_failures_back_off_in_process_within_bounds_then_deliver() -> None:
     async def body(w: World) -> None:
         (oid,) = await w.enqueue()

@@ -106,12 +106,15 @@ def limit(value: int, name: str = "limit") -> int:
     return value
 
 
+_PAYLOAD_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, sort_keys=True)
+
+
 def encode_payload(payload: object, *, max_bytes: int, where: str) -> str:
     """Serialise a payload to JSON text, or raise `PayloadError` naming `where`."""
     if not isinstance(payload, Mapping):
         raise PayloadError(f"{where}: payload must be a JSON object, got {type(payload).__name__}")
     try:
-        encoded = json.dumps(dict(payload), ensure_ascii=False, allow_nan=False, sort_keys=True)
+        encoded = _PAYLOAD_ENCODER.encode(dict(payload))
         size = len(encoded.encode("utf-8"))
     except (TypeError, ValueError, RecursionError) as exc:
         raise PayloadError(f"{where}: payload is not JSON-serialisable: {exc}") from exc
