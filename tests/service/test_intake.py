@@ -159,3 +159,17 @@ async def test_store_down_is_503_and_stripe_retries(pg_database: PgDatabase) -> 
     body = event("evt_down")
     result = await intake.handle("acme", stripe_header(body), body)
     assert _refusal(result) == (503, "STORE_UNAVAILABLE")
+
+
+async def test_a_body_is_read_in_whichever_encoding_json_loads_reads(intake: Intake) -> None:
+    # The intake decodes bodies itself (one decoder for all); it must accept what json.loads
+    # accepts: UTF-8 with a BOM, UTF-16 and UTF-32 (RFC 8259 asks for UTF-8; Stripe sends it).
+    for n, encoding in enumerate(("utf-8-sig", "utf-16", "utf-32-le")):
+        body = json.dumps(json.loads(event(f"evt_enc{n}"))).encode(encoding)
+        assert json.loads(body)["id"] == f"evt_enc{n}"
+        result = await intake.handle("acme", stripe_header_bytes(body), body)
+        assert (result.status, result.code, result.event_id) == (
+            200,
+            IntakeCode.ACCEPTED,
+            f"evt_enc{n}",
+        )
