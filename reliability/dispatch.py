@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 
@@ -121,10 +122,12 @@ class Dispatcher:
         # Requests are built in `_call` as `client.post` would build them (the client's
         # headers, then ours; its timeout), from headers encoded once, not merged per call.
         api_key = (settings.n8n_api_key_header, settings.n8n_api_key)
-        self._headers = _encoded_headers(self._client.headers, api_key if api_key[1] else None)
+        self._defaults, self._api_key = _encoded_headers(
+            self._client.headers, api_key if api_key[1] else None
+        )
         self._ext = {"timeout": self._client.timeout.as_dict()}  # copied by each request
         self._policies: dict[str, TenantPolicy] = {}
-        self._targets: dict[str, tuple[httpx.URL, _Raw]] = {}
+        self._targets: dict[str, tuple[httpx.URL, _Raw]] = {}  # the URL, headers up to ours
         # A lease outlives the longest possible call by a margin, so a slow call keeps its row;
         # a crashed holder's rows come back to a drain once it has passed.
         margin = settings.reliability_lease_margin_ms / 1000
@@ -157,17 +160,11 @@ class Dispatcher:
 
     async def deliver(self, outbox_ids: Sequence[str]) -> None:
         """Claim these rows and see each through: delivered, dead-lettered or handed to drain."""
-        if len(outbox_ids) == 1:  # the common case needs no task of its own
-            await self._deliver_one(outbox_ids[0])
-        else:
-            await asyncio.gather(*(self._deliver_one(i) for i in outbox_ids))
+        await _together([self._deliver_one(i) for i in outbox_ids])
 
     async def deliver_claimed(self, rows: Sequence[OutboxRow]) -> None:
         """See rows through that the caller already holds (e.g. claimed at intake)."""
-        if len(rows) == 1:
-            await self._run(rows[0], hold=True)
-        else:
-            await asyncio.gather(*(self._run(r, hold=True) for r in rows))
+        await _together([self._run(r, hold=True) for r in rows])
 
     async def drain(self, *, batch: int = 100, budget_seconds: float = 10.0) -> DrainReport:
         """Give every due row one attempt, `batch` rows at a time, until none is due or the
@@ -302,18 +299,16 @@ class Dispatcher:
         if target is None:  # parsed once per workflow, not on every call
             url = httpx.URL(workflow_url(self.settings, row.workflow))
             host: _Raw = ((b"Host", url.netloc),) if url.host else ()
-            target = self._targets[row.workflow] = (url, host)
-        url, host = target
+            target = self._targets[row.workflow] = (url, host + self._defaults)
+        url, leading = target
         body = _COMPACT.encode(row.payload).encode()
-        before, after = self._headers
         # Every header `client.post(url, content=body)` would set, in its order, given here so
         # httpx has none to work out: the same request for a fraction of the cost.
         headers = [
-            *host,
-            *before,
+            *leading,
             (b"Idempotency-Key", row.idempotency_key.encode("ascii")),
             (b"X-Tenant-Id", row.tenant_id.encode("ascii")),
-            *after,
+            *self._api_key,
             (b"Content-Length", str(len(body)).encode("ascii")),
         ]
         stream = httpx.ByteStream(body)
@@ -416,6 +411,14 @@ class Dispatcher:
 
     def _on_quota_wait(self, tenant_id: str, waited: float) -> None:
         self._emit(QuotaWaited(self._clock.now(), tenant_id, waited))
+
+
+async def _together(calls: list[Coroutine[Any, Any, object]]) -> None:
+    """Run `calls` concurrently; a lone one (the usual case) runs in the caller's task."""
+    if len(calls) == 1:
+        await calls[0]
+    else:
+        await asyncio.gather(*calls)
 
 
 def _encoded_headers(defaults: httpx.Headers, api_key: tuple[str, str] | None) -> tuple[_Raw, _Raw]:

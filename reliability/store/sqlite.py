@@ -74,13 +74,11 @@ class _Tx:
                 return
             except BaseException as failed:
                 exc = failed
-                self._rollback()
-                if not isinstance(exc, sqlite3.OperationalError):
-                    raise
-        else:
-            self._rollback()
+        self._rollback()
         if isinstance(exc, sqlite3.OperationalError):
             raise StoreUnavailable(f"sqlite {self._path}: {exc}") from exc
+        if kind is None:
+            raise exc  # COMMIT failed otherwise; the body's own error propagates by itself
 
     def _rollback(self) -> None:
         if self._db.in_transaction:
