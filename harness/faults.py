@@ -233,6 +233,7 @@ class Decision:
 
 
 _PASS: Final = Decision()
+_MAX_KEPT_RULES: Final = 4096
 _NORMAL: Final = NormalDist()
 
 
@@ -246,6 +247,8 @@ class _Bucket:
 class _State:
     counts: dict[tuple[int, str, str], int] = field(default_factory=dict)
     buckets: dict[tuple[int, str, str], _Bucket] = field(default_factory=dict)
+    rules: dict[tuple[str, str], tuple[int, FaultRule] | None] = field(default_factory=dict)
+    """The profile's `rule_for` answers, kept: a profile is frozen, and calls repeat paths."""
 
 
 class FaultEngine:
@@ -305,7 +308,13 @@ class FaultEngine:
     def decide(self, path: str, tenant: str) -> Decision:
         """The fault (or none) and latency for one call to workflow `path` by `tenant`."""
         with self._lock:
-            found = self._profile.rule_for(path, tenant)
+            rules = self._state.rules
+            try:
+                found = rules[path, tenant]
+            except KeyError:
+                if len(rules) >= _MAX_KEPT_RULES:
+                    rules.clear()
+                found = rules[path, tenant] = self._profile.rule_for(path, tenant)
             if found is None:
                 return _PASS
             index, rule = found

@@ -87,6 +87,7 @@ def classify_status(status: int) -> ErrorCode | None:
 
 _PERMANENT = frozenset({ErrorCode.HTTP_4XX, ErrorCode.INVALID_PAYLOAD})
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
+_SPENT = httpx.ByteStream(b"")
 _Raw = tuple[tuple[bytes, bytes], ...]
 
 
@@ -323,6 +324,10 @@ class Dispatcher:
             return _Outcome(None, ErrorCode.TIMEOUT, None, _describe(exc))
         except httpx.TransportError as exc:
             return _Outcome(None, ErrorCode.CONNECTION, None, _describe(exc))
+        # The client wraps the body stream in one that points back at the response. The body is
+        # read and the stream closed by now: dropping the wrapper leaves no reference cycle, so
+        # each call is freed at once instead of waiting, ~30 objects strong, for the collector.
+        response.stream = _SPENT
         code = classify_status(response.status_code)
         retry_after = None
         if code is not None:

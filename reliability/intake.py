@@ -9,6 +9,7 @@ the caller hands `outbox_ids` to the dispatcher after the answer is out.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Mapping
@@ -86,6 +87,12 @@ def _json(value: Mapping[str, Any]) -> bytes:
 
 
 _DUPLICATE_BODY = _json({"ok": True, "duplicate": True})
+
+
+@functools.lru_cache(maxsize=64)
+def _accepted_body(deliveries: int) -> bytes:
+    """The answer to a new event: one per number of deliveries, made once."""
+    return _json({"ok": True, "duplicate": False, "deliveries": deliveries})
 
 
 def _refuse(code: IntakeCode, message: str) -> IntakeResult:
@@ -245,7 +252,7 @@ class Intake:
             return _with_event(_refuse(IntakeCode.INVALID_JSON, str(exc)), event_id)
         if not accepted.new:
             return IntakeResult(200, _DUPLICATE_BODY, IntakeCode.DUPLICATE, (), event_id)
-        body_out = _json({"ok": True, "duplicate": False, "deliveries": len(accepted.outbox_ids)})
+        body_out = _accepted_body(len(accepted.outbox_ids))
         return IntakeResult(
             200, body_out, IntakeCode.ACCEPTED, accepted.outbox_ids, event_id, accepted.claimed
         )

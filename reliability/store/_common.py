@@ -78,6 +78,8 @@ def utc(value: datetime, name: str) -> datetime:
     """`value` in UTC; naive datetimes are refused (their meaning depends on the server)."""
     if not isinstance(value, datetime):
         raise InvalidInput(f"{name} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is UTC:
+        return value
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInput(f"{name} must be timezone-aware, got naive {value.isoformat()}")
     return value.astimezone(UTC)
