@@ -1306,8 +1306,8 @@ def simulate(
     wall = time.perf_counter()
     thresholds = gc.get_threshold()
     gc.freeze()  # what exists before the run is not garbage: keep the collector off it
-    # Fewer young collections over a large, growing heap, and no middle-aged ones: what
-    # survives a young collection is almost all records kept to the end of the run.
+    # Fewer young collections over a large, growing heap, and a middle-aged one only after
+    # 1,000 of those: what survives a young collection is almost all records kept to the end.
     gc.set_threshold(50_000, 1_000, 100)
     try:
         run(sim.main, start=DEFAULT_START, max_virtual_seconds=scenario.end + 86_400.0)

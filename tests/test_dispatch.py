@@ -188,6 +188,7 @@ def test_a_call_leaves_no_reference_cycle_behind() -> None:
     # Under load, a cycle per call makes the collector the busiest part of the process.
     async def body(w: World) -> None:
         ids = await w.enqueue(2)
+        was_enabled = gc.isenabled()
         gc.collect()
         gc.disable()
         try:
@@ -195,7 +196,8 @@ def test_a_call_leaves_no_reference_cycle_behind() -> None:
             assert len(w.n8n.responses) == 3  # a 503, its retry, and the second row
             assert [r() for r in w.n8n.responses] == [None, None, None]
         finally:
-            gc.enable()
+            if was_enabled:
+                gc.enable()
 
     simulate(body, script=[503])
 
