@@ -24,11 +24,12 @@ def _run(path: Path) -> int:
 
 
 def main(argv: list[str]) -> int:
-    names = argv or sorted(p.stem.removesuffix("_bench") for p in HERE.glob("*_bench.py"))
-    missing = [n for n in names if not (HERE / f"{n}_bench.py").is_file()]
+    known = sorted(p.stem.removesuffix("_bench") for p in HERE.glob("*_bench.py"))
+    names = argv or known
+    missing = [n for n in names if n not in known]
     if missing:
-        known = ", ".join(sorted(p.stem.removesuffix("_bench") for p in HERE.glob("*_bench.py")))
-        print(f"no such benchmark: {', '.join(missing)} (known: {known})", file=sys.stderr)
+        listed = ", ".join(known)
+        print(f"no such benchmark: {', '.join(missing)} (known: {listed})", file=sys.stderr)
         return 2
     failed = []
     for name in names:

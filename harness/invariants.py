@@ -18,6 +18,7 @@ from harness.scenario import CATALOGUE, display_path
 from harness.sim import BreakerOp, SimRun
 from reliability.backoff import Strategy
 from reliability.breaker import State
+from reliability.config import RetryPolicy
 from reliability.events import Attempted, BreakerChanged, DeadLettered, Delivered, Retrying, Snoozed
 
 __all__ = [
@@ -268,15 +269,19 @@ def _backoff(run: SimRun, params: Mapping[str, Any]) -> _Outcome:
     for t, _, ev in r.events:
         if isinstance(ev, _ATTEMPT_OR_RETRY):
             by_row[ev.outbox_id].append((t, ev))
-    policies: dict[str, Any] = {}
+    policies: dict[str, RetryPolicy] = {}
+
+    def policy_of(tenant: str) -> RetryPolicy:
+        policy = policies.get(tenant)
+        if policy is None:  # settings.tenant() merges a policy: once per tenant, not per event
+            policy = policies[tenant] = r.settings.tenant(tenant).retry
+        return policy
+
     for t, _, ev in r.events:
         if not isinstance(ev, Retrying):
             continue
         out.checked += 1
-        policy = policies.get(ev.tenant_id)
-        if policy is None:
-            policy = policies[ev.tenant_id] = r.settings.tenant(ev.tenant_id).retry
-        backoff = policy.backoff()
+        backoff = policy_of(ev.tenant_id).backoff()
         cap = backoff.cap
         low, high = ev.bounds
         bad: str | None = None
@@ -320,11 +325,7 @@ def _backoff(run: SimRun, params: Mapping[str, Any]) -> _Outcome:
         if not attempts:
             continue
         out.checked += 1
-        tenant = attempts[0].tenant_id
-        policy = policies.get(tenant)
-        if policy is None:
-            policy = policies[tenant] = r.settings.tenant(tenant).retry
-        limit = policy.max_retries + 1
+        limit = policy_of(attempts[0].tenant_id).max_retries + 1
         if len(attempts) > limit:
             out.fail(
                 _Violation(

@@ -49,6 +49,11 @@ _HELD = "id = ? AND lease_token = ? AND done_at IS NULL"
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 
+def _unavailable(path: str, exc: sqlite3.Error) -> StoreUnavailable:
+    """What a failed statement on `path` raises (the file is locked, gone or unreadable)."""
+    return StoreUnavailable(f"sqlite {path}: {exc}")
+
+
 class _Tx:
     """`with store._tx() as db:` (a class, not a generator: it runs on every write)."""
 
@@ -62,7 +67,7 @@ class _Tx:
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"sqlite {self._path}: {exc}") from exc
+            raise _unavailable(self._path, exc) from exc
         return self._db
 
     def __exit__(
@@ -76,7 +81,7 @@ class _Tx:
                 exc = failed
         self._rollback()
         if isinstance(exc, sqlite3.OperationalError):
-            raise StoreUnavailable(f"sqlite {self._path}: {exc}") from exc
+            raise _unavailable(self._path, exc) from exc
         if kind is None:
             raise exc  # COMMIT failed otherwise; the body's own error propagates by itself
 
@@ -155,7 +160,7 @@ class SqliteStore:
         try:
             return self._live().execute(query, params).fetchall()
         except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"sqlite {self._path}: {exc}") from exc
+            raise _unavailable(self._path, exc) from exc
 
     def _purge(self, query: str, param: str) -> int:
         total = 0
@@ -326,7 +331,7 @@ class SqliteStore:
         try:
             return self._live().execute(query, (*params, key, token)).rowcount == 1
         except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"sqlite {self._path}: {exc}") from exc
+            raise _unavailable(self._path, exc) from exc
 
     async def renew(self, outbox_id: str, lease_token: str, *, until: datetime) -> bool:
         params = (_ts(c.utc(until, "until")),)
