@@ -13,8 +13,8 @@ import sys
 import time
 import timeit
 
-from harness.results import run_scenario
-from harness.scenario import find_scenario, load_catalogue
+from harness.chaos.results import run_scenario
+from harness.sim.scenario import find_scenario, load_catalogue
 
 
 def _calibration() -> None:

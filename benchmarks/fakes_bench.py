@@ -29,7 +29,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.fake_n8n import FakeN8n  # noqa: E402
+from harness.fakes.n8n import FakeN8n  # noqa: E402
 
 PATH = "/webhook/notify-gap-fill"
 KEY = ("X-N8N-Webhook-Key", "local-test-webhook-key")
@@ -46,7 +46,7 @@ wrk.headers["{KEY[0]}"] = "{KEY[1]}"
 
 
 def _start_fake() -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "harness.cli", "fake-n8n", "--port", "0"]
+    cmd = [sys.executable, "-m", "harness", "fake-n8n", "--port", "0"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)  # noqa: S603
     assert proc.stderr is not None
     line = proc.stderr.readline()

@@ -299,7 +299,7 @@ def _cron(seconds: int, rounds: int) -> None:
 
 
 def _intake(seconds: int, database_url: str) -> None:
-    from harness.pgtest import create_schema, drop_schema
+    from harness.testing.postgres import create_schema, drop_schema
 
     schema = create_schema(database_url, prefix="bench")
     sep = "&" if "?" in database_url else "?"

@@ -5,7 +5,7 @@ A request fails when its answer differs from the contract, not only on 5xx (`cat
 - `CronUser`: `GET /api/weekly-recap` with the right secret (query or Bearer, as the seed and
   the usual cron convention send it) must answer 200 `{"ok":true,"message":"cron reachable"}`
   byte for byte; a share with a wrong secret must answer 403 `{"ok":false,"code":"FORBIDDEN"}`.
-- `StripeUser`: events built and signed by `harness.fake_stripe` for the configured tenants must
+- `StripeUser`: events built and signed by `harness.fakes.stripe` for the configured tenants must
   answer 200 `{"ok":true,"duplicate":false,...}`; a share of re-sent events must answer 200
   `{"ok":true,"duplicate":true}`, a share with a tampered signature 400 `BAD_SIGNATURE`.
 - `DlqAdminUser`: lists the DLQ (200, `entries`) and retries one entry (200 with `outbox_id`, or
@@ -32,8 +32,8 @@ from typing import Any
 
 from locust import FastHttpUser, between, constant, events, task
 
-from harness.fake_stripe import EVENT_TYPES, FakeStripe
-from harness.load import DEFAULT_SHARES
+from harness.fakes.stripe import EVENT_TYPES, FakeStripe
+from harness.live.load import DEFAULT_SHARES
 
 _REACHABLE = b'{"ok":true,"message":"cron reachable"}'
 _FORBIDDEN = b'{"ok":false,"code":"FORBIDDEN"}'

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from harness.pgtest import PgDatabase
-from harness.scenario import Scenario, parse_scenario
+from harness.sim.scenario import Scenario, parse_scenario
+from harness.testing.postgres import PgDatabase
 from harness.vclock import VirtualClock
 from reliability.store import SqliteStore, Store
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.invariants import check_run
-from harness.scenario import find_scenario
+from harness.chaos.invariants import check_run
 from harness.sim import Hooks, simulate
+from harness.sim.scenario import find_scenario
 from harness.vclock import ManualClock
 from reliability.breaker import BreakerPolicy, BreakerRegistry, CircuitBreaker, CircuitOpen, State
 from reliability.dispatch import Dispatcher

@@ -7,9 +7,9 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from harness.chaos.results import SCHEMA
 from harness.cli import main
-from harness.cli_chaos import run_chaos
-from harness.results import SCHEMA
+from harness.cli.chaos import run_chaos
 
 
 def test_smoke_passes_and_writes_results(tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.crash import CrashConfig, kill_schedule, run_crash
-from harness.stack import resolve_database_url
+from harness.live.crash import CrashConfig, kill_schedule, run_crash
+from harness.live.stack import resolve_database_url
 
 
 def test_kill_schedule_is_seeded_and_inside_the_run() -> None:

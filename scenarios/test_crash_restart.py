@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.invariants import check_run
-from harness.scenario import find_scenario
+from harness.chaos.invariants import check_run
 from harness.sim import simulate
+from harness.sim.scenario import find_scenario
 
 
 def test_crash_restart_scenario_loses_nothing() -> None:

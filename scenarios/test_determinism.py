@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.cli_chaos import run_chaos
+from harness.cli.chaos import run_chaos
 from harness.sim import simulate, uuid4_text
 from scenarios.conftest import make
 

@@ -6,9 +6,9 @@ import random
 from datetime import timedelta
 from typing import Any
 
-from harness.invariants import check_run
-from harness.scenario import find_scenario
+from harness.chaos.invariants import check_run
 from harness.sim import Hooks, simulate
+from harness.sim.scenario import find_scenario
 from harness.vclock import VirtualClock
 from reliability.config import Settings
 from reliability.dispatch import Dispatcher

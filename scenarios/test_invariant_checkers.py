@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from harness.invariants import check_run
-from harness.results import run_scenario
+from harness.chaos.invariants import check_run
+from harness.chaos.results import run_scenario
 from harness.sim import Hooks, simulate
 from reliability.dispatch import Dispatcher
 from reliability.store import Store

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.invariants import check_run
+from harness.chaos.invariants import check_run
 from harness.sim import Hooks, simulate
 from reliability.backoff import Backoff, Strategy
 from reliability.dispatch import Dispatcher

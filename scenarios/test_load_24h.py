@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.results import run_scenario
-from harness.scenario import find_scenario
+from harness.chaos.results import run_scenario
+from harness.sim.scenario import find_scenario
 
 
 @pytest.mark.slow

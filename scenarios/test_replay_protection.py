@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from harness.fake_stripe import FakeStripe, sign
-from harness.invariants import check_run
-from harness.pgtest import pg_url
-from harness.results import run_scenario
-from harness.scenario import find_scenario
+from harness.chaos.invariants import check_run
+from harness.chaos.results import run_scenario
+from harness.fakes.stripe import FakeStripe, sign
 from harness.sim import Hooks, SeedLedgerGuard, simulate
+from harness.sim.scenario import find_scenario
+from harness.testing.postgres import pg_url
 from harness.vclock import VirtualClock
 from reliability.config import Settings, TenantConfig
 from reliability.intake import Intake, IntakeCode

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.scenario import ScenarioError, find_scenario, load_catalogue, load_scenario
+from harness.sim.scenario import ScenarioError, find_scenario, load_catalogue, load_scenario
 from scenarios.conftest import make
 
 

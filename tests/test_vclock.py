@@ -31,7 +31,7 @@ from harness.vclock import (
 )
 from reliability.clock import Clock
 
-pytest_plugins = ("harness.vclock_fixtures",)
+pytest_plugins = ("harness.testing.vclock",)
 
 DATABASE_URL = os.environ.get(
     "RELIABILITY_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.fake_n8n import FakeN8n, FakeN8nServer
-from harness.faults import parse_profile
+from harness.fakes.faults import parse_profile
+from harness.fakes.n8n import FakeN8n, FakeN8nServer
 
 WEBHOOK_KEY = {"X-N8N-Webhook-Key": "local-test-webhook-key"}
 

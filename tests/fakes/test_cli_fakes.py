@@ -25,7 +25,7 @@ def fake_n8n_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     faults = tmp_path / "faults.yaml"
     faults.write_text("rules:\n  - path: weekly-recap\n    fail_first: {count: 1, fault: 502}\n")
     cmd = [
-        sys.executable, "-m", "harness.cli", "fake-n8n", "--port", "0", "--faults", str(faults),
+        sys.executable, "-m", "harness", "fake-n8n", "--port", "0", "--faults", str(faults),
         "--header-auth", "Reliability webhook key=X-Other:sekrit",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])

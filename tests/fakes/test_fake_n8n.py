@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from harness import vclock
-from harness.fake_n8n import FakeN8n, FakeN8nServer, FakeRequest
-from harness.faults import parse_profile
-from harness.n8n_export import Credential, Credentials, parse_workflow
+from harness.fakes.faults import parse_profile
+from harness.fakes.n8n import FakeN8n, FakeN8nServer, FakeRequest
+from harness.fakes.n8n_export import Credential, Credentials, parse_workflow
 from harness.vclock import VirtualClock
 
 Target = Any  # tests/fakes/conftest.py: mode, fake, client, post()

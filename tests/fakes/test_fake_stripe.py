@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness import vclock
-from harness.fake_stripe import (
+from harness.fakes.stripe import (
     BAD_SIGNATURE_KINDS,
     EVENT_TYPES,
     SCENARIOS,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.faults import (
+from harness.fakes.faults import (
     FaultEngine,
     FaultProfile,
     FaultProfileError,

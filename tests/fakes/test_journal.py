@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from harness.journal import Journal
+from harness.fakes.journal import Journal
 from harness.vclock import DEFAULT_START, ManualClock
 
 

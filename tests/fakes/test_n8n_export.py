@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from harness.fake_n8n import DEFAULT_WORKFLOWS
-from harness.n8n_export import (
+from harness.fakes.n8n import DEFAULT_WORKFLOWS
+from harness.fakes.n8n_export import (
     CredentialRef,
     WorkflowError,
     load_credentials,
@@ -216,7 +216,7 @@ def test_credentials_export(tmp_path: Path) -> None:
 
 
 def test_conflicting_webhooks_are_refused() -> None:
-    from harness.fake_n8n import FakeN8n
+    from harness.fakes.n8n import FakeN8n
 
     a = parse_workflow(chain(webhook(path="same")), source="a.json")
     b = parse_workflow(chain(webhook(path="same")), source="b.json")

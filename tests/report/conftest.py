@@ -32,7 +32,7 @@ def producer_path() -> Path:
 
 @pytest.fixture
 def load_path() -> Path:
-    """A load run as `harness.load` writes it (argv command, null statistics)."""
+    """A load run as `harness.live.load` writes it (argv command, null statistics)."""
     return _FIXTURES / "load.json"
 
 

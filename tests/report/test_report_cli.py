@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, cli_report
+from harness import cli
+from harness.cli import report as cli_report
 from harness.report import REPORT_FILES
 from harness.report.check import main as check_main
 
@@ -24,7 +25,7 @@ def _run(*argv: str) -> int:
 
 def test_report_is_registered_in_the_cli() -> None:
     args = cli.build_parser().parse_args(["report", "x.json", "--out", "y"])
-    assert args.func.__module__ == "harness.cli_report"
+    assert args.func.__module__ == "harness.cli.report"
 
 
 def test_writes_the_four_files(

@@ -11,7 +11,7 @@ import pytest
 from service_support import LiveServer, N8nStandIn
 from starlette.applications import Starlette
 
-from harness.pgtest import PgDatabase, pg_database, pg_url
+from harness.testing.postgres import PgDatabase, pg_database, pg_url
 from reliability.app import create_app
 from reliability.config import Settings
 

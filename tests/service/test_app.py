@@ -20,7 +20,7 @@ from service_support import (
 )
 from starlette.applications import Starlette
 
-from harness.pgtest import PgDatabase
+from harness.testing.postgres import PgDatabase
 from reliability.app import create_app
 from reliability.config import Settings
 from reliability.intake import Intake

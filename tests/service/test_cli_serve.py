@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from harness import cli, cli_serve
+from harness import cli
+from harness.cli import serve as cli_serve
 
 
 @pytest.fixture
@@ -77,7 +78,7 @@ def test_serve_runs_the_app(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "harness.cli",
+            "harness",
             "serve",
             "--port",
             str(port),
@@ -85,7 +86,7 @@ def test_serve_runs_the_app(tmp_path: Path) -> None:
             f"sqlite:///{tmp_path}/serve.db",
         ],
         cwd=tmp_path,
-        env={**env, "PYTHONPATH": str(Path(cli.__file__).resolve().parent.parent)},
+        env={**env, "PYTHONPATH": str(Path(cli.__file__).resolve().parents[2])},
         stderr=subprocess.PIPE,
         text=True,
     )

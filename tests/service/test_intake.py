@@ -11,7 +11,7 @@ import pytest
 from service_support import SECRETS, make_settings, stripe_header
 from service_support import event_body as event
 
-from harness.pgtest import PgDatabase
+from harness.testing.postgres import PgDatabase
 from reliability.clock import SystemClock
 from reliability.intake import Intake, IntakeCode
 from reliability.routing import idempotency_key

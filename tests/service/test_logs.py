@@ -20,7 +20,7 @@ from service_support import (
     stripe_header,
 )
 
-from harness.pgtest import PgDatabase
+from harness.testing.postgres import PgDatabase
 from reliability.app import create_app
 from reliability.logs import REDACTED, JsonFormatter, RedactingFilter, Redactor, uvicorn_log_config
 

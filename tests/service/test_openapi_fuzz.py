@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from service_support import ADMIN, LiveServer, N8nStandIn, make_settings
 
-from harness.pgtest import create_schema, drop_schema, open_postgres
+from harness.testing.postgres import create_schema, drop_schema, open_postgres
 from reliability.app import create_app
 
 pytestmark = pytest.mark.postgres

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.pgtest import ENV_VAR, PgUnavailable, resolve_database_url
+from harness.testing.postgres import ENV_VAR, PgUnavailable, resolve_database_url
 from reliability.errors import ErrorCode
 from reliability.store import MAX_ERROR_MESSAGE, AttemptError, PayloadError
 from reliability.store._common import bound, crossed, decode_errors, encode_payload, errors_json

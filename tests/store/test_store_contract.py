@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from harness.pgtest import StoreFactory
+from harness.testing.postgres import StoreFactory
 from reliability.errors import ErrorCode
 from reliability.store import (
     DEFAULT_PAYLOAD_LIMIT,

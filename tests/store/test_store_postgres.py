@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from harness.pgtest import PgDatabase
+from harness.testing.postgres import PgDatabase
 from reliability.errors import ErrorCode
 from reliability.store import (
     NewDelivery,

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.live_checks import InvariantResult
-from harness.load import (
+from harness.live.checks import InvariantResult
+from harness.live.load import (
     DEFAULT_LOCUSTFILE,
     DEFAULT_THRESHOLDS_FILE,
     REQUEST_NAMES,

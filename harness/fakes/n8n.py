@@ -35,9 +35,16 @@ import httpx
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from harness.faults import Decision, FaultEngine, FaultProfile, FaultProfileError, parse_profile
-from harness.journal import Journal, JournalEntry
-from harness.n8n_export import (
+from harness.data import data_path
+from harness.fakes.faults import (
+    Decision,
+    FaultEngine,
+    FaultProfile,
+    FaultProfileError,
+    parse_profile,
+)
+from harness.fakes.journal import Journal, JournalEntry
+from harness.fakes.n8n_export import (
     Credential,
     Credentials,
     Execution,
@@ -58,7 +65,7 @@ __all__ = [
     "FakeRequest",
 ]
 
-DEFAULT_WORKFLOWS: Final = Path(__file__).resolve().parent.parent / "n8n" / "workflows"
+DEFAULT_WORKFLOWS: Final = data_path("n8n", "workflows")
 """The seed's three sample workflows, loaded when no other workflows are given."""
 
 DEFAULT_CREDENTIALS: Final = Credentials(
@@ -196,7 +203,7 @@ class FakeN8n:
         active: bool | None = None,
     ) -> FakeN8n:
         """Build from exported workflow files, a credentials export and a fault profile file."""
-        from harness.faults import load_profile
+        from harness.fakes.faults import load_profile
 
         loaded = load_workflows(
             DEFAULT_WORKFLOWS if workflows is None else workflows, lenient=lenient, active=active

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from harness.scenario import CATALOGUE, display_path
 from harness.sim import BreakerOp, SimRun
+from harness.sim.scenario import CATALOGUE, display_path
 from reliability.backoff import Strategy
 from reliability.breaker import State
 from reliability.config import RetryPolicy

@@ -30,10 +30,10 @@ from typing import Any, Final, NamedTuple, TextIO, cast
 import psycopg
 from psycopg import sql
 
-from harness.fake_n8n import FakeN8n
-from harness.fake_stripe import FakeStripe, sign
-from harness.journal import JournalEntry
-from harness.scenario import Scenario
+from harness.fakes.journal import JournalEntry
+from harness.fakes.n8n import FakeN8n
+from harness.fakes.stripe import FakeStripe, sign
+from harness.sim.scenario import Scenario
 from harness.vclock import DEFAULT_START, VirtualClock, run
 from reliability.backoff import Strategy
 from reliability.breaker import CircuitBreaker, CircuitOpen, Ticket

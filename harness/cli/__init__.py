@@ -14,11 +14,11 @@ from collections.abc import Sequence
 __all__ = ["main"]
 
 _COMMANDS: tuple[str, ...] = (
-    "harness.cli_fakes",
-    "harness.cli_report",
-    "harness.cli_load",
-    "harness.cli_serve",
-    "harness.cli_chaos",
+    "harness.cli.fakes",
+    "harness.cli.report",
+    "harness.cli.load",
+    "harness.cli.serve",
+    "harness.cli.chaos",
 )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.live_checks import (
+from harness.live.checks import (
     Accepted,
     DbSnapshot,
     DeliveryRow,

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from process_support import running, wait_for
 
-from harness.stack import DATABASE_ENV_VAR, resolve_database_url
+from harness.live.stack import DATABASE_ENV_VAR, resolve_database_url
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -31,7 +31,7 @@ def schema_exists(name: str) -> bool:
 
 
 def load(out: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "harness.cli", "load", "--out", str(out), *args]
+    return [sys.executable, "-m", "harness", "load", "--out", str(out), *args]
 
 
 def env() -> dict[str, str]:

@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from harness.fake_n8n import FakeN8n, FakeN8nServer
-from harness.fake_stripe import FakeStripe
-from harness.faults import FaultProfile, load_profile, parse_profile
+from harness.fakes.faults import FaultProfile, load_profile, parse_profile
+from harness.fakes.n8n import FakeN8n, FakeN8nServer
+from harness.fakes.stripe import FakeStripe
 from reliability.clock import Clock, SystemClock
 
 __all__ = ["fake_n8n", "fake_n8n_server", "fake_stripe"]

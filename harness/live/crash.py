@@ -25,8 +25,8 @@ from typing import Any, Final
 
 import httpx
 
-from harness.fake_stripe import EVENT_TYPES, FakeStripe
-from harness.live_checks import (
+from harness.fakes.stripe import EVENT_TYPES, FakeStripe
+from harness.live.checks import (
     Accepted,
     InvariantResult,
     calls_from_journal,
@@ -37,8 +37,8 @@ from harness.live_checks import (
     check_nothing_lost,
     read_snapshot,
 )
-from harness.load import LoadError
-from harness.stack import (
+from harness.live.load import LoadError
+from harness.live.stack import (
     Stack,
     StackConfig,
     StackError,

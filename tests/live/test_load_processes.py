@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from process_support import running, wait_for
 
-from harness.stack import (
+from harness.live.stack import (
     StackError,
     Supervisor,
     child_env,
@@ -72,7 +72,7 @@ def test_children_die_with_the_harness(tmp_path: Path) -> None:
         f"""
         import sys, time
         from pathlib import Path
-        from harness.stack import Supervisor, child_env
+        from harness.live.stack import Supervisor, child_env
         sup = Supervisor(Path({str(tmp_path)!r}))
         argv = [sys.executable, "-c", "import time; time.sleep(120)"]
         p = sup.start("child", argv, env=child_env())

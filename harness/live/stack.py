@@ -60,7 +60,7 @@ LOOPBACK: Final = "127.0.0.1"
 
 _WEBHOOK_KEY_HEADER: Final = "X-N8N-Webhook-Key"
 _WEBHOOK_KEY: Final = "local-test-webhook-key"
-"""The header-auth credential the sample workflows reference (`harness.fake_n8n`)."""
+"""The header-auth credential the sample workflows reference (`harness.fakes.n8n`)."""
 
 _SERVICE_DEFAULTS: Final[Mapping[str, str]] = {
     # Short delays so a run of a minute sees retries, breakers and the DLQ settle.
@@ -356,7 +356,7 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "harness.cli", *args]
+    return [sys.executable, "-m", "harness", *args]
 
 
 class Stack:

@@ -17,10 +17,10 @@ from typing import Any
 
 import httpx
 
-from harness.fake_n8n import DEFAULT_WORKFLOWS, FakeN8n, FakeN8nServer
-from harness.fake_stripe import EVENT_TYPES, SCENARIOS, FakeStripe
-from harness.faults import FaultProfileError, load_profile
-from harness.n8n_export import Credential, WorkflowError
+from harness.fakes.faults import FaultProfileError, load_profile
+from harness.fakes.n8n import DEFAULT_WORKFLOWS, FakeN8n, FakeN8nServer
+from harness.fakes.n8n_export import Credential, WorkflowError
+from harness.fakes.stripe import EVENT_TYPES, SCENARIOS, FakeStripe
 
 __all__ = ["register"]
 

@@ -16,9 +16,9 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from harness.crash import CrashConfig, CrashOutcome, run_crash
-from harness.faults import FaultProfileError, load_profile
-from harness.load import (
+from harness.fakes.faults import FaultProfileError, load_profile
+from harness.live.crash import CrashConfig, CrashOutcome, run_crash
+from harness.live.load import (
     DEFAULT_LOCUSTFILE,
     DEFAULT_SHARES,
     DEFAULT_THRESHOLDS_FILE,
@@ -29,7 +29,7 @@ from harness.load import (
     parse_duration,
     run_load,
 )
-from harness.stack import StackError, ensure_port_free, resolve_database_url
+from harness.live.stack import StackError, ensure_port_free, resolve_database_url
 
 __all__ = ["register"]
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 
 pytest_plugins: tuple[str, ...] = (
-    "harness.pgtest",
-    "harness.vclock_fixtures",
-    "harness.fake_fixtures",
+    "harness.testing.postgres",
+    "harness.testing.vclock",
+    "harness.testing.fakes",
 )
 
 _MARKERS = (

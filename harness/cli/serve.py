@@ -135,6 +135,6 @@ def run(args: argparse.Namespace) -> int:
     if env_file:
         os.environ[_ENV_FILE_VAR] = str(Path(env_file).resolve())
     uvicorn.run(
-        "harness.cli_serve:app_from_environment", factory=True, workers=args.workers, **common
+        "harness.cli.serve:app_from_environment", factory=True, workers=args.workers, **common
     )
     return 0

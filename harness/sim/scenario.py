@@ -2,7 +2,7 @@
 
 A scenario names its tenants (the seed's tenant JSON shape, with counts), global settings
 overrides (the environment variables), traffic (events, rate shape, event-type mix, duration in
-simulated seconds), an n8n fault profile (`harness.faults`' format), Stripe delivery faults,
+simulated seconds), an n8n fault profile (`harness.fakes.faults`' format), Stripe delivery faults,
 crash points, the cron drain cadence, the store, and the invariants to check with their bounds.
 Every error names the file and the key path (`traffic.mix.invoice.paid: ...`).
 """
@@ -17,8 +17,9 @@ from typing import Any, Final, TypeGuard
 
 import yaml
 
+from harness.data import data_path
 from harness.errors import InputError
-from harness.faults import FaultProfile, FaultProfileError, parse_profile
+from harness.fakes.faults import FaultProfile, FaultProfileError, parse_profile
 from reliability.backoff import Strategy
 from reliability.config import ConfigError, Settings, TenantConfig, load_settings, parse_tenants
 
@@ -41,8 +42,11 @@ __all__ = [
     "parse_scenario",
 ]
 
-CATALOGUE: Final = Path(__file__).resolve().parent.parent / "scenarios" / "catalogue"
-"""The default catalogue: every `*.yaml` file here is one scenario."""
+CATALOGUE: Final = data_path("catalogue")
+"""The default catalogue (packaged): every `*.yaml` file here is one scenario."""
+
+CATALOGUE_SHOWN_AS: Final = "scenarios/catalogue"
+"""Where results and reports say a catalogue scenario lives: its folder in the repository."""
 
 INVARIANTS: Final = (
     "nothing_lost",
@@ -263,12 +267,14 @@ def find_scenario(name_or_file: str, directory: str | Path = CATALOGUE) -> Scena
 
 
 def display_path(path: str | Path) -> str:
-    """A scenario file as results and commands show it: relative to the project (or the
-    working directory) when it lies inside, so reports do not depend on the checkout's path."""
+    """A scenario file as results and commands show it, so reports do not depend on where the
+    package or the checkout lies: a catalogue file as `scenarios/catalogue/<name>.yaml`, a file
+    under the working directory relative to it, any other as given."""
     resolved = Path(path).resolve()
-    for base in (CATALOGUE.parent.parent, Path.cwd()):
-        if resolved.is_relative_to(base):
-            return resolved.relative_to(base).as_posix()
+    if resolved.parent == CATALOGUE.resolve():
+        return f"{CATALOGUE_SHOWN_AS}/{resolved.name}"
+    if resolved.is_relative_to(Path.cwd()):
+        return resolved.relative_to(Path.cwd()).as_posix()
     return str(path)
 
 

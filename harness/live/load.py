@@ -1,9 +1,9 @@
 """`reliability-harness load`: locust, headless, against the real service on real Postgres.
 
 The run: validate everything (nothing starts on bad input), start the service and the fake n8n
-as real processes (`harness.stack`), run locust headless (with `workers > 0`, locust's own
+as real processes (`harness.live.stack`), run locust headless (with `workers > 0`, locust's own
 master/worker mode, K worker processes on this machine), drain the outbox to completion, check
-the system invariants against the database and the fake's journal (`harness.live_checks`), then
+the system invariants against the database and the fake's journal (`harness.live.checks`), then
 judge the thresholds. Everything lands under the output directory; `results.json` is described
 in `docs/load.md`.
 """
@@ -28,7 +28,8 @@ from typing import Any, Final
 import httpx
 import yaml
 
-from harness.live_checks import (
+from harness.data import data_path
+from harness.live.checks import (
     Accepted,
     InvariantResult,
     calls_from_journal,
@@ -39,7 +40,7 @@ from harness.live_checks import (
     check_quota,
     read_snapshot,
 )
-from harness.stack import (
+from harness.live.stack import (
     LOOPBACK,
     Stack,
     StackConfig,
@@ -81,9 +82,8 @@ __all__ = [
 RESULTS_SCHEMA: Final = "reliability-harness/load-results"
 RESULTS_SCHEMA_VERSION: Final = 1
 
-_ROOT: Final = Path(__file__).resolve().parent.parent
-DEFAULT_LOCUSTFILE: Final = _ROOT / "loadtests" / "locustfile.py"
-DEFAULT_THRESHOLDS_FILE: Final = _ROOT / "loadtests" / "thresholds.yaml"
+DEFAULT_LOCUSTFILE: Final = data_path("loadtests", "locustfile.py")
+DEFAULT_THRESHOLDS_FILE: Final = data_path("loadtests", "thresholds.yaml")
 
 REQUEST_NAMES: Final = (
     "cron ok",
@@ -455,7 +455,7 @@ def _ms(value: float) -> str:
 
 @dataclass(frozen=True, slots=True)
 class LoadConfig:
-    """A validated load run (build it with `harness.cli_load`, or directly in tests)."""
+    """A validated load run (build it with `harness.cli.load`, or directly in tests)."""
 
     users: int
     spawn_rate: float
@@ -539,7 +539,7 @@ def validate(config: LoadConfig) -> None:
     if not config.locustfile.is_file():
         raise LoadError(f"--locustfile: no such file {config.locustfile}")
     if config.faults_file is not None:
-        from harness.faults import FaultProfileError, load_profile
+        from harness.fakes.faults import FaultProfileError, load_profile
 
         try:
             load_profile(config.faults_file)

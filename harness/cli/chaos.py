@@ -22,15 +22,15 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, TextIO
 
-from harness.results import (
+from harness.chaos.results import (
     render_counterexample,
     results_document,
     run_scenario,
     write_json,
     write_junit,
 )
-from harness.scenario import CATALOGUE, Scenario, ScenarioError, find_scenario, load_catalogue
 from harness.sim import Progress, ProgressBar
+from harness.sim.scenario import CATALOGUE, Scenario, ScenarioError, find_scenario, load_catalogue
 
 __all__ = ["main", "register", "run_chaos"]
 
