@@ -6,6 +6,9 @@ CLOSED counts failures in a window of `window` seconds: a failure at time f coun
 through. A probe success closes (and clears the window); a probe failure re-opens.
 
 Memory per breaker is bounded by the threshold: only the last `threshold` failure times are kept.
+
+A breaker tells `BreakerListener`s (pybreaker's `CircuitBreakerListener` in spirit) about every
+call it lets through or refuses, every outcome reported and every state change.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from reliability.errors import ErrorCode
 
 __all__ = [
     "DEFAULT_FAILURES",
+    "BreakerListener",
     "BreakerPolicy",
     "BreakerRegistry",
     "CircuitBreaker",
@@ -70,9 +74,6 @@ class Transition:
     at: float
 
 
-Listener = Callable[[Transition], None]
-
-
 class CircuitOpen(Exception):
     """The breaker refused the call without making it."""
 
@@ -91,6 +92,34 @@ class Ticket:
 
     probe: bool
     generation: int
+
+
+class BreakerListener:
+    """Hooks into breakers: subclass and override what you need (each default does nothing).
+
+    Hooks run synchronously inside the breaker's call and must not raise. Their order follows
+    cause and effect: `acquired`/`refused` after the breaker decided (a half-open transition it
+    made on the way is reported first); `recorded` when an outcome is reported, before the
+    breaker applies it (so a transition it causes comes after); `released` before the ticket
+    is given back.
+    """
+
+    def acquired(self, breaker: CircuitBreaker, ticket: Ticket) -> None:
+        """A call was let through (`ticket.probe`: as a half-open probe)."""
+
+    def refused(self, breaker: CircuitBreaker, error: CircuitOpen) -> None:
+        """A call was refused without being made."""
+
+    def recorded(
+        self, breaker: CircuitBreaker, ticket: Ticket, outcome: ErrorCode | None, failed: bool
+    ) -> None:
+        """A call's outcome was reported; `failed` says whether it counts as a failure."""
+
+    def released(self, breaker: CircuitBreaker, ticket: Ticket) -> None:
+        """A ticket was given back without an outcome (the call was cancelled)."""
+
+    def changed(self, transition: Transition) -> None:
+        """The breaker moved from one state to another."""
 
 
 class CircuitBreaker:
@@ -115,7 +144,7 @@ class CircuitBreaker:
         clock: Clock,
         *,
         name: str = "",
-        listeners: Iterable[Listener] = (),
+        listeners: Iterable[BreakerListener] = (),
     ) -> None:
         self.name = name
         self.policy = policy
@@ -143,16 +172,26 @@ class CircuitBreaker:
         now = self._clock.monotonic()
         self._tick(now)
         if self._state is State.CLOSED:
-            return self._closed_ticket  # immutable, so one per generation serves every call
-        if self._state is State.HALF_OPEN and self._probes_in_flight < self.policy.probes:
+            ticket = self._closed_ticket  # immutable, so one per generation serves every call
+        elif self._state is State.HALF_OPEN and self._probes_in_flight < self.policy.probes:
             self._probes_in_flight += 1
-            return Ticket(probe=True, generation=self._generation)
-        retry_at = self._opened_at + self.policy.recovery
-        raise CircuitOpen(self.name, self._state, retry_at, max(0.0, retry_at - now))
+            ticket = Ticket(probe=True, generation=self._generation)
+        else:
+            retry_at = self._opened_at + self.policy.recovery
+            error = CircuitOpen(self.name, self._state, retry_at, max(0.0, retry_at - now))
+            for listener in self._listeners:
+                listener.refused(self, error)
+            raise error
+        for listener in self._listeners:
+            listener.acquired(self, ticket)
+        return ticket
 
     def record(self, ticket: Ticket, outcome: ErrorCode | None) -> None:
         """Report how the call went: `None` for success, else its error code."""
-        if outcome is not None and outcome in self.policy.failures:
+        failed = outcome is not None and outcome in self.policy.failures
+        for listener in self._listeners:
+            listener.recorded(self, ticket, outcome, failed)
+        if failed:
             self.on_failure(ticket)
         else:
             self.on_success(ticket)
@@ -186,6 +225,8 @@ class CircuitBreaker:
 
     def release(self, ticket: Ticket) -> None:
         """Give a ticket back without an outcome (the call was cancelled before it was made)."""
+        for listener in self._listeners:
+            listener.released(self, ticket)
         if ticket.probe and ticket.generation == self._generation:
             self._probes_in_flight -= 1
 
@@ -214,7 +255,7 @@ class CircuitBreaker:
         self._closed_ticket = Ticket(probe=False, generation=self._generation)
         event = Transition(self.name, old, new, at)
         for listener in self._listeners:
-            listener(event)
+            listener.changed(event)
 
     def __repr__(self) -> str:
         return f"CircuitBreaker(name={self.name!r}, state={self._state})"
@@ -228,11 +269,11 @@ class BreakerRegistry:
         clock: Clock,
         policy_for: Callable[[str], BreakerPolicy],
         *,
-        listeners: Iterable[Listener] = (),
+        listeners: Iterable[BreakerListener] = (),
     ) -> None:
         self._clock = clock
         self._policy_for = policy_for
-        self._listeners = list(listeners)
+        self._listeners = tuple(listeners)
         self._breakers: dict[str, CircuitBreaker] = {}
 
     def get(self, tenant_id: str) -> CircuitBreaker:
@@ -242,17 +283,10 @@ class BreakerRegistry:
                 self._policy_for(tenant_id),
                 self._clock,
                 name=tenant_id,
-                listeners=(self._emit,),
+                listeners=self._listeners,
             )
             self._breakers[tenant_id] = breaker
         return breaker
 
-    def add_listener(self, listener: Listener) -> None:
-        self._listeners.append(listener)
-
     def states(self) -> dict[str, State]:
         return {name: b.state for name, b in self._breakers.items()}
-
-    def _emit(self, event: Transition) -> None:
-        for listener in self._listeners:
-            listener(event)

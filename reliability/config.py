@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from reliability.backoff import Backoff, Strategy
+from reliability.backoff import Backoff, Strategy, backoff
 from reliability.breaker import BreakerPolicy
 from reliability.budget import BudgetPolicy
 
@@ -61,11 +61,11 @@ class RetryPolicy:
     base_delay_ms: int = 1000
     max_delay_ms: int = 30000
     jitter_factor: float = 0.1
-    strategy: Strategy = Strategy.SEED
+    strategy: Strategy = Strategy.ADDITIVE
 
     def backoff(self) -> Backoff:
-        return Backoff(
-            strategy=self.strategy,
+        return backoff(
+            self.strategy,
             base=self.base_delay_ms / 1000,
             cap=self.max_delay_ms / 1000,
             jitter_factor=self.jitter_factor,
@@ -118,7 +118,7 @@ class Settings:
     n8n_max_concurrency: int = 20
     cron_secret: str = ""
     # Beyond the seed.
-    n8n_backoff_strategy: Strategy = Strategy.SEED
+    n8n_backoff_strategy: Strategy = Strategy.ADDITIVE
     n8n_circuit_breaker_probes: int = 1
     n8n_connect_timeout_ms: int = 2000
     n8n_read_timeout_ms: int = 10000

@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Attempted:
     """One call to n8n finished: `outcome` is None on 2xx."""
 
@@ -41,7 +41,7 @@ class Attempted:
     duration: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Delivered:
     at: datetime
     tenant_id: str
@@ -51,7 +51,7 @@ class Delivered:
     attempts: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Retrying:
     """A failed attempt will be retried after `delay` seconds (`bounds` is the strategy's)."""
 
@@ -65,7 +65,7 @@ class Retrying:
     cause: ErrorCode
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Snoozed:
     """Put off without spending an attempt (open breaker, or no quota slot in time)."""
 
@@ -76,7 +76,7 @@ class Snoozed:
     cause: ErrorCode
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeadLettered:
     at: datetime
     tenant_id: str

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import pytest
 
 from harness.chaos.invariants import check_run
@@ -9,6 +12,7 @@ from harness.sim import Hooks, simulate
 from harness.sim.scenario import find_scenario
 from harness.vclock import ManualClock
 from reliability.breaker import BreakerPolicy, BreakerRegistry, CircuitBreaker, CircuitOpen, State
+from reliability.config import Settings
 from reliability.dispatch import Dispatcher
 from reliability.errors import ErrorCode
 from scenarios.conftest import make
@@ -99,11 +103,9 @@ def test_breakers_under_concurrency_match_the_model() -> None:
 
 
 def test_the_checker_catches_a_breaker_with_the_wrong_threshold() -> None:
-    def off_by_one(d: Dispatcher) -> None:
-        real = d.breakers._policy_for
-        d.breakers._policy_for = lambda t: BreakerPolicy(
-            threshold=real(t).threshold + 1, window=real(t).window, recovery=real(t).recovery
-        )
+    def off_by_one(settings: Settings, *args: Any, **kwargs: Any) -> Dispatcher:
+        wrong = settings.n8n_circuit_breaker_threshold + 1
+        return Dispatcher(replace(settings, n8n_circuit_breaker_threshold=wrong), *args, **kwargs)
 
     scenario = make(
         settings={"N8N_CIRCUIT_BREAKER_THRESHOLD": 3, "N8N_MAX_RETRIES": 6},

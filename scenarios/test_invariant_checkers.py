@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any
 
 from harness.chaos.invariants import check_run
 from harness.chaos.results import run_scenario
 from harness.sim import Hooks, simulate
+from reliability.config import Settings
 from reliability.dispatch import Dispatcher
 from reliability.store import Store
 from scenarios.conftest import make
@@ -58,9 +60,10 @@ def test_quotas_catches_a_dispatcher_over_its_limit() -> None:
     )
     assert check_run(simulate(scenario), ["quotas"])[0].passed
 
-    def unlimited(d: Dispatcher) -> None:
-        d.quotas._global_max = 1000
-        d.quotas._limit_for = lambda tenant: 1000
+    def unlimited(settings: Settings, *args: Any, **kwargs: Any) -> Dispatcher:
+        tenants = {t: replace(c, concurrency_limit=1000) for t, c in settings.tenants.items()}
+        loose = replace(settings, n8n_max_concurrency=1000, tenants=tenants)
+        return Dispatcher(loose, *args, **kwargs)
 
     run = simulate(scenario, hooks=Hooks(dispatcher=unlimited))
     (result,) = check_run(run, ["quotas"])
@@ -70,8 +73,8 @@ def test_quotas_catches_a_dispatcher_over_its_limit() -> None:
 
 
 def test_determinism_catches_an_unseeded_random_source() -> None:
-    def unseeded(d: Dispatcher) -> None:
-        d._rng = random.Random()
+    def unseeded(*args: Any, **kwargs: Any) -> Dispatcher:
+        return Dispatcher(*args, **{**kwargs, "rng": random.Random()})
 
     scenario = make(
         settings={"N8N_BACKOFF_STRATEGY": "full"},

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from harness.chaos.invariants import check_run
 from harness.sim import Hooks, simulate
-from reliability.backoff import Backoff, Strategy
+from reliability.backoff import Strategy, backoff
 from reliability.dispatch import Dispatcher
 from scenarios.conftest import make
 
@@ -34,7 +34,7 @@ def test_every_delay_lies_in_its_bounds(
     seed: int,
     previous: float | None,
 ) -> None:
-    b = Backoff(strategy, base=base, cap=base * factor, jitter_factor=jitter)
+    b = backoff(strategy, base=base, cap=base * factor, jitter_factor=jitter)
     low, high = b.bounds(attempt, previous)
     delay = b.delay(attempt, random.Random(seed), previous)
     assert 0.0 <= low <= delay <= high <= b.cap
@@ -52,7 +52,7 @@ def _ks_uniform(samples: list[float]) -> float:
 @pytest.mark.parametrize("strategy", [s for s in Strategy if s is not Strategy.NONE])
 @pytest.mark.parametrize("attempt", [0, 3, 6])
 def test_jitter_is_uniform_over_its_range(strategy: Strategy, attempt: int) -> None:
-    b = Backoff(strategy, base=1.0, cap=1000.0, jitter_factor=0.5)
+    b = backoff(strategy, base=1.0, cap=1000.0, jitter_factor=0.5)
     rng = random.Random(1234 + attempt)
     n = 4000
     normalised = []
@@ -68,7 +68,7 @@ def test_jitter_is_uniform_over_its_range(strategy: Strategy, attempt: int) -> N
 
 
 def test_no_jitter_is_not_spread_at_all() -> None:
-    b = Backoff(Strategy.NONE, base=1.0, cap=30.0)
+    b = backoff(Strategy.NONE, base=1.0, cap=30.0)
     assert {b.delay(3, random.Random(s)) for s in range(50)} == {8.0}
 
 
@@ -96,8 +96,8 @@ class _BrokenRandom(random.Random):
 
 
 def test_the_checker_catches_a_delay_outside_the_bounds() -> None:
-    def break_rng(d: Dispatcher) -> None:
-        d._rng = _BrokenRandom()
+    def break_rng(*args: Any, **kwargs: Any) -> Dispatcher:
+        return Dispatcher(*args, **{**kwargs, "rng": _BrokenRandom()})
 
     settings = {**_FAILING["settings"], "N8N_BACKOFF_STRATEGY": "full"}
     scenario = make(**{**_FAILING, "settings": settings})

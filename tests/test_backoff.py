@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reliability.backoff import Backoff, Strategy, apply_retry_after, parse_retry_after
+from reliability.backoff import (
+    AdditiveJitter,
+    Backoff,
+    Strategy,
+    apply_retry_after,
+    backoff,
+    parse_retry_after,
+)
 
 bases = st.floats(min_value=0.001, max_value=3600, allow_nan=False)
 factors = st.floats(min_value=0.0, max_value=1.0)
@@ -21,8 +28,8 @@ seeds = st.integers(min_value=0, max_value=2**32)
 def backoffs(draw: st.DrawFn, strategy: Strategy | None = None) -> Backoff:
     base = draw(bases)
     cap = draw(st.floats(min_value=base, max_value=max(base, 86400.0), allow_nan=False))
-    return Backoff(
-        strategy=draw(st.sampled_from(Strategy)) if strategy is None else strategy,
+    return backoff(
+        draw(st.sampled_from(Strategy)) if strategy is None else strategy,
         base=base,
         cap=cap,
         jitter_factor=draw(factors),
@@ -43,8 +50,8 @@ def test_every_delay_lies_inside_its_strategy_bounds_and_never_above_the_cap(
         previous = d
 
 
-@given(backoffs(Strategy.SEED), st.integers(min_value=0, max_value=60), seeds)
-def test_seed_jitter_is_the_delay_minus_its_exponential_part(
+@given(backoffs(Strategy.ADDITIVE), st.integers(min_value=0, max_value=60), seeds)
+def test_additive_jitter_is_the_delay_minus_its_exponential_part(
     b: Backoff, attempt: int, seed: int
 ) -> None:
     d = b.delay(attempt, random.Random(seed))
@@ -56,34 +63,34 @@ def test_seed_jitter_is_the_delay_minus_its_exponential_part(
         assert -slack <= jitter < b.jitter_factor * b.base + slack or b.jitter_factor == 0
 
 
-def test_seed_formula_matches_the_seed_exactly() -> None:
-    b = Backoff(Strategy.SEED, base=1.0, cap=30.0, jitter_factor=0.1)
+def test_additive_formula_matches_the_step_06_design_exactly() -> None:
+    b = backoff(Strategy.ADDITIVE, base=1.0, cap=30.0, jitter_factor=0.1)
     u = random.Random(7).random()
     assert b.delay(3, random.Random(7)) == min(1.0 * 2**3 + u * 0.1 * 1.0, 30.0)
     assert b.delay(10, random.Random(7)) == 30.0
 
 
 def test_attempt_zero_waits_about_the_base_delay() -> None:
-    b = Backoff(Strategy.NONE, base=2.0, cap=60.0)
+    b = backoff(Strategy.NONE, base=2.0, cap=60.0)
     assert [b.delay(a, random.Random(0)) for a in range(6)] == [2, 4, 8, 16, 32, 60]
 
 
 def test_huge_attempts_do_not_overflow() -> None:
     for strategy in Strategy:
-        b = Backoff(strategy, base=1.0, cap=30.0)
+        b = backoff(strategy, base=1.0, cap=30.0)
         assert 0 <= b.delay(10**6, random.Random(1)) <= 30.0
 
 
 def test_same_seed_same_delays() -> None:
     for strategy in Strategy:
-        b = Backoff(strategy, base=0.5, cap=20.0, jitter_factor=0.3)
+        b = backoff(strategy, base=0.5, cap=20.0, jitter_factor=0.3)
         one = [b.delay(a, random.Random(42)) for a in range(10)]
         two = [b.delay(a, random.Random(42)) for a in range(10)]
         assert one == two
 
 
 def test_decorrelated_grows_from_its_previous_delay() -> None:
-    b = Backoff(Strategy.DECORRELATED, base=1.0, cap=1000.0)
+    b = backoff(Strategy.DECORRELATED, base=1.0, cap=1000.0)
     rng = random.Random(3)
     previous = None
     for a in range(20):
@@ -103,7 +110,7 @@ def test_decorrelated_grows_from_its_previous_delay() -> None:
 )
 def test_invalid_parameters_are_refused(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
-        Backoff(**kwargs)  # type: ignore[arg-type]
+        backoff(Strategy.ADDITIVE, **kwargs)
 
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)

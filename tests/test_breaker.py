@@ -10,6 +10,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from harness.vclock import ManualClock
 from reliability.breaker import (
+    BreakerListener,
     BreakerPolicy,
     BreakerRegistry,
     CircuitBreaker,
@@ -189,10 +190,19 @@ def test_failure_policy_is_configurable() -> None:
     assert b.state is State.OPEN
 
 
+class Transitions(BreakerListener):
+    def __init__(self) -> None:
+        self.seen: list[Transition] = []
+
+    def changed(self, transition: Transition) -> None:
+        self.seen.append(transition)
+
+
 def test_every_transition_reaches_listeners_with_its_time() -> None:
-    seen: list[Transition] = []
+    listener = Transitions()
+    seen = listener.seen
     clock = ManualClock()
-    b = CircuitBreaker(BreakerPolicy(threshold=1), clock, name="a", listeners=[seen.append])
+    b = CircuitBreaker(BreakerPolicy(threshold=1), clock, name="a", listeners=[listener])
     b.on_failure(b.acquire())
     clock.advance(400)
     b.on_success(b.acquire())
@@ -228,9 +238,10 @@ def test_memory_is_bounded_by_the_threshold_not_traffic() -> None:
 def test_registry_isolates_tenants_and_uses_their_thresholds() -> None:
     clock = ManualClock()
     thresholds = {"a": 1, "b": 3}
-    seen: list[Transition] = []
+    listener = Transitions()
+    seen = listener.seen
     reg = BreakerRegistry(
-        clock, lambda t: BreakerPolicy(threshold=thresholds.get(t, 10)), listeners=[seen.append]
+        clock, lambda t: BreakerPolicy(threshold=thresholds.get(t, 10)), listeners=[listener]
     )
     a, b = reg.get("a"), reg.get("b")
     assert reg.get("a") is a

@@ -129,7 +129,7 @@ def test_unrelated_variables_are_ignored() -> None:
         ),
         (
             {"N8N_BACKOFF_STRATEGY": "random"},
-            "N8N_BACKOFF_STRATEGY (environment): must be one of seed, none, full, equal, "
+            "N8N_BACKOFF_STRATEGY (environment): must be one of none, additive, full, equal, "
             "decorrelated, got 'random'",
         ),
     ],
@@ -261,3 +261,8 @@ def test_strategy_and_budget_settings() -> None:
     assert s.retry_policy.strategy is Strategy.FULL
     assert s.budget_policy is not None
     assert load_settings({}).budget_policy is None
+
+
+def test_seed_is_still_accepted_as_the_additive_strategy() -> None:
+    settings = load_settings({"N8N_BACKOFF_STRATEGY": "seed"})
+    assert settings.n8n_backoff_strategy is Strategy.ADDITIVE

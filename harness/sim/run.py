@@ -36,7 +36,7 @@ from harness.fakes.stripe import FakeStripe, sign
 from harness.sim.scenario import Scenario
 from harness.vclock import DEFAULT_START, VirtualClock, run
 from reliability.backoff import Strategy
-from reliability.breaker import CircuitBreaker, CircuitOpen, Ticket
+from reliability.breaker import BreakerListener, CircuitBreaker, CircuitOpen, Ticket
 from reliability.config import Settings
 from reliability.dispatch import Dispatcher, DrainReport
 from reliability.errors import ErrorCode
@@ -275,8 +275,9 @@ class Hooks:
 
     store: Callable[[Store], Store] | None = None
     """Wrap the store (e.g. one that loses a row)."""
-    dispatcher: Callable[[Dispatcher], None] | None = None
-    """Adjust each new dispatcher (e.g. a breaker with the wrong threshold)."""
+    dispatcher: Callable[..., Dispatcher] | None = None
+    """Build each dispatcher in place of `Dispatcher`, from the same arguments (e.g. with a
+    broken random source, or settings with the wrong breaker threshold)."""
 
 
 @dataclass(slots=True)
@@ -369,45 +370,38 @@ class _ObservedStore:
         return call
 
 
-class _BreakerSpy:
-    """A tenant's breaker with every acquire/record/release written down (behaviour unchanged)."""
+class _BreakerRecorder(BreakerListener):
+    """Writes down every acquire/refusal/record/release of one dispatcher's breakers."""
 
-    def __init__(self, inner: CircuitBreaker, sim: _Sim, instance: int) -> None:
-        self._inner = inner
+    def __init__(self, sim: _Sim, instance: int) -> None:
         self._sim = sim
         self._instance = instance
 
-    def acquire(self) -> Ticket:
-        sim, name = self._sim, self._inner.name
-        try:
-            ticket = self._inner.acquire()
-        except CircuitOpen:
-            sim.breaker_op(self._instance, name, "refused")
-            raise
-        sim.breaker_op(self._instance, name, "acquire", ticket.probe, ticket.generation)
-        return ticket
+    def acquired(self, breaker: CircuitBreaker, ticket: Ticket) -> None:
+        self._sim.breaker_op(
+            self._instance, breaker.name, "acquire", ticket.probe, ticket.generation
+        )
 
-    def record(self, ticket: Ticket, outcome: ErrorCode | None) -> None:
-        failed = outcome is not None and outcome in self._inner.policy.failures
+    def refused(self, breaker: CircuitBreaker, error: CircuitOpen) -> None:
+        self._sim.breaker_op(self._instance, breaker.name, "refused")
+
+    def recorded(
+        self, breaker: CircuitBreaker, ticket: Ticket, outcome: ErrorCode | None, failed: bool
+    ) -> None:
         self._sim.breaker_op(
             self._instance,
-            self._inner.name,
+            breaker.name,
             "record",
             ticket.probe,
             ticket.generation,
             outcome,
             not failed,
         )
-        self._inner.record(ticket, outcome)
 
-    def release(self, ticket: Ticket) -> None:
+    def released(self, breaker: CircuitBreaker, ticket: Ticket) -> None:
         self._sim.breaker_op(
-            self._instance, self._inner.name, "release", ticket.probe, ticket.generation
+            self._instance, breaker.name, "release", ticket.probe, ticket.generation
         )
-        self._inner.release(ticket)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 class _Planned(NamedTuple):
@@ -590,28 +584,17 @@ class _Sim:
     def new_dispatcher(self, store: Store, fake: FakeN8n) -> Dispatcher:
         self.instance += 1
         instance = self.instance
-        d = Dispatcher(
+        build = self.hooks.dispatcher or Dispatcher
+        d = build(
             self.settings,
             store,
             self.clock,
             transport=fake.transport,
             rng=derive_rng(self.seed, f"dispatcher:{instance}"),
             observers=[self.observe],
+            breaker_listeners=[_BreakerRecorder(self, instance)],
             instance=f"dispatcher-{instance}",
         )
-        registry = d.breakers
-        original = registry.get
-        spies: dict[str, _BreakerSpy] = {}
-
-        def get(tenant_id: str) -> CircuitBreaker:
-            spy = spies.get(tenant_id)
-            if spy is None:
-                spy = spies[tenant_id] = _BreakerSpy(original(tenant_id), self, instance)
-            return cast(CircuitBreaker, spy)
-
-        setattr(registry, "get", get)  # noqa: B010 - an instance attribute, the class is untouched
-        if self.hooks.dispatcher is not None:
-            self.hooks.dispatcher(d)
         self.trace.add("start", f"dispatcher-{instance}")
         return d
 

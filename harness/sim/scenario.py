@@ -179,7 +179,7 @@ class Comparison:
     kind: str
     strategies: tuple[Strategy, ...] = (
         Strategy.NONE,
-        Strategy.SEED,
+        Strategy.ADDITIVE,
         Strategy.FULL,
         Strategy.EQUAL,
         Strategy.DECORRELATED,

@@ -1,0 +1,131 @@
+"""Calls to n8n's webhooks: one POST per try at a delivery, and what its answer means.
+
+The dispatcher needs none of what an `httpx.AsyncClient` adds around a request (cookies,
+redirects, auth flows, event hooks), and a client's shared cookie jar would even carry one
+tenant's cookies into another's calls. So `N8nClient` builds each request with httpx's public
+`Request` and hands it to an httpx transport: a pooled `httpx.AsyncHTTPTransport` in
+production, the fake n8n's in-process transport in the simulator. Proxy environment variables
+are not read: n8n is called directly.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+from typing import Final
+
+import httpx
+
+from reliability.backoff import parse_retry_after
+from reliability.clock import Clock
+from reliability.config import Settings
+from reliability.decision import Answered
+from reliability.errors import ErrorCode
+from reliability.routing import workflow_url
+from reliability.store.base import MAX_ERROR_MESSAGE, OutboxRow
+
+__all__ = ["N8nClient", "classify_status"]
+
+_COMPACT: Final = json.JSONEncoder(separators=(",", ":"))
+_MESSAGE_BODY: Final = 200
+"""Characters of a failed answer's body kept in its error message."""
+
+
+def classify_status(status: int) -> ErrorCode | None:
+    """2xx succeeds; 408 is a timeout, 429 and 5xx are retryable; other 4xx are permanent."""
+    if 200 <= status < 300:
+        return None
+    if status == 408:
+        return ErrorCode.TIMEOUT
+    if status == 429:
+        return ErrorCode.HTTP_429
+    if 400 <= status < 500:
+        return ErrorCode.HTTP_4XX
+    return ErrorCode.HTTP_5XX
+
+
+def _user_agent() -> str:
+    try:
+        return f"reliability-harness/{metadata.version('reliability-harness')}"
+    except metadata.PackageNotFoundError:
+        return "reliability-harness"
+
+
+class N8nClient:
+    """POSTs outbox rows to their workflow's webhook and classifies the answer."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._transport = transport if transport is not None else httpx.AsyncHTTPTransport()
+        connect = settings.n8n_connect_timeout_ms / 1000
+        read = settings.n8n_read_timeout_ms / 1000
+        timeout = httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
+        self._extensions = {"timeout": timeout.as_dict()}
+        self._headers: list[tuple[str, str]] = [
+            ("Accept", "*/*"),
+            ("Accept-Encoding", "gzip, deflate"),
+            ("User-Agent", _user_agent()),
+            ("Content-Type", "application/json"),
+        ]
+        if settings.n8n_api_key:
+            self._headers.append((settings.n8n_api_key_header, settings.n8n_api_key))
+        self._urls: dict[str, httpx.URL] = {}
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    async def post(self, row: OutboxRow) -> Answered:
+        """One call for `row`; transport failures become answers without a status."""
+        headers = [
+            *self._headers,
+            ("Idempotency-Key", row.idempotency_key),
+            ("X-Tenant-Id", row.tenant_id),
+        ]
+        request = httpx.Request(
+            "POST",
+            self._url(row.workflow),
+            headers=headers,
+            content=_COMPACT.encode(row.payload).encode(),
+            extensions=self._extensions,
+        )
+        try:
+            response = await self._transport.handle_async_request(request)
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        except httpx.ConnectTimeout as exc:
+            return Answered(None, ErrorCode.CONNECTION, None, _describe(exc))
+        except httpx.TimeoutException as exc:
+            # The request may have reached n8n: the retry carries the same idempotency key.
+            return Answered(None, ErrorCode.TIMEOUT, None, _describe(exc))
+        except httpx.TransportError as exc:
+            return Answered(None, ErrorCode.CONNECTION, None, _describe(exc))
+        return self._answer(response)
+
+    def _answer(self, response: httpx.Response) -> Answered:
+        status = response.status_code
+        code = classify_status(status)
+        if code is None:
+            return Answered(status, None, None, f"HTTP {status} ")
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock.now())
+        text = response.text[:_MESSAGE_BODY]
+        return Answered(status, code, retry_after, f"HTTP {status} {text}")
+
+    def _url(self, workflow: str) -> httpx.URL:
+        url = self._urls.get(workflow)
+        if url is None:  # parsed once per workflow, not on every call
+            url = self._urls[workflow] = httpx.URL(workflow_url(self._settings, workflow))
+        return url
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:MAX_ERROR_MESSAGE]
