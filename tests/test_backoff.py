@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reliability.backoff import (
-    AdditiveJitter,
     Backoff,
     Strategy,
     apply_retry_after,
