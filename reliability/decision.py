@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from reliability.backoff import Backoff, apply_retry_after
+from reliability.config import Settings
 from reliability.errors import ErrorCode
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "RetryRules",
     "Snooze",
     "decide",
+    "retry_rules",
 ]
 
 PERMANENT: Final = frozenset({ErrorCode.HTTP_4XX, ErrorCode.INVALID_PAYLOAD})
@@ -76,6 +78,12 @@ class RetryRules:
     """How long one call may take (the read timeout): how long a probe can keep others out."""
 
 
+def retry_rules(settings: Settings, tenant_id: str) -> RetryRules:
+    """A tenant's retry rules from the settings (its own policy over the global one)."""
+    retry = settings.tenant(tenant_id).retry
+    return RetryRules(retry.max_retries, retry.backoff(), settings.n8n_read_timeout_ms / 1000)
+
+
 # -- what to do ---------------------------------------------------------------------------------
 
 
@@ -91,12 +99,14 @@ class Retry:
     """Spend an attempt and try again after `delay` seconds.
 
     `drawn` is the strategy's own draw (before a Retry-After raised it), which decorrelated
-    jitter grows from next time; `bounds` is where every draw for this attempt lies.
+    jitter grows from next time, as this one grew from `previous`; `bounds` is where every draw
+    for this attempt lies.
     """
 
     attempts: int
     delay: float
     drawn: float
+    previous: float | None
     bounds: tuple[float, float]
     retry_after: float | None
     cause: ErrorCode
@@ -145,6 +155,7 @@ def decide(
         attempts=spent,
         delay=apply_retry_after(drawn, outcome.retry_after, backoff.cap),
         drawn=drawn,
+        previous=previous,
         bounds=backoff.bounds(attempt, previous),
         retry_after=outcome.retry_after,
         cause=outcome.code,

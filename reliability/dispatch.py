@@ -38,6 +38,7 @@ from reliability.decision import (
     RetryRules,
     Snooze,
     decide,
+    retry_rules,
 )
 from reliability.errors import ErrorCode
 from reliability.events import (
@@ -340,6 +341,7 @@ class Dispatcher:
                 bounds=retry.bounds,
                 retry_after=retry.retry_after,
                 cause=retry.cause,
+                previous=retry.previous,
             )
         )
         return Settled.RETRIED
@@ -395,9 +397,7 @@ class Dispatcher:
     def _retry_rules(self, tenant_id: str) -> RetryRules:
         rules = self._rules.get(tenant_id)
         if rules is None:
-            retry = self._policy(tenant_id).retry
-            rules = RetryRules(retry.max_retries, retry.backoff(), self._read_timeout)
-            self._rules[tenant_id] = rules
+            rules = self._rules[tenant_id] = retry_rules(self.settings, tenant_id)
         return rules
 
     # -- events ---------------------------------------------------------------------------------

@@ -63,6 +63,8 @@ class Retrying:
     bounds: tuple[float, float]
     retry_after: float | None
     cause: ErrorCode
+    previous: float | None = None
+    """The delay drawn last time for this delivery, which decorrelated jitter grows from."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

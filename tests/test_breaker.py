@@ -1,13 +1,22 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    Bundle,
+    MultipleResults,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    invariant,
+    multiple,
+    rule,
+)
 
+from harness.chaos.breaker_model import BreakerModel, Grant
 from harness.vclock import ManualClock
 from reliability.breaker import (
     BreakerListener,
@@ -272,115 +281,60 @@ def test_system_clock_works_too() -> None:
     assert b.state is State.OPEN
 
 
-# -- the breaker against a reference model ------------------------------------------------------
-
-
-@dataclass
-class Model:
-    """The specification, written as plainly as possible: all failure times, no cleverness."""
-
-    threshold: int
-    probes: int
-    state: State = State.CLOSED
-    failures: list[float] = field(default_factory=list)
-    opened_at: float = 0.0
-    probes_out: int = 0
-
-    def tick(self, now: float) -> None:
-        if self.state is State.OPEN and now >= self.opened_at + RECOVERY:
-            self.state, self.probes_out = State.HALF_OPEN, 0
-
-    def acquire(self, now: float) -> bool | None:
-        """True: probe, False: normal call, None: refused."""
-        self.tick(now)
-        if self.state is State.CLOSED:
-            return False
-        if self.state is State.HALF_OPEN and self.probes_out < self.probes:
-            self.probes_out += 1
-            return True
-        return None
-
-    def fail(self, now: float, probe: bool) -> None:
-        if probe:
-            self.state, self.opened_at, self.failures = State.OPEN, now, []
-            return
-        self.failures = [f for f in self.failures if now - f < WINDOW] + [now]
-        if len(self.failures) >= self.threshold:
-            self.state, self.opened_at, self.failures = State.OPEN, now, []
-
-    def succeed(self, probe: bool) -> None:
-        if probe:
-            self.state, self.failures = State.CLOSED, []
+# -- the breaker against the reference model ----------------------------------------------------
 
 
 class BreakerMachine(RuleBasedStateMachine):
+    """The real breaker and `BreakerModel` (the invariant checker's oracle), side by side."""
+
+    tickets = Bundle("tickets")
+
     def __init__(self) -> None:
         super().__init__()
         self.clock = ManualClock()
-        self.breaker: CircuitBreaker | None = None
-        self.model: Model | None = None
-        self.tickets: list[tuple[Ticket, bool, int]] = []  # ticket, probe, model epoch
-        self.epoch = 0
 
-    @precondition(lambda self: self.breaker is None)
-    @rule(threshold=st.integers(1, 6), probes=st.integers(1, 3))
+    @initialize(threshold=st.integers(1, 6), probes=st.integers(1, 3))
     def start(self, threshold: int, probes: int) -> None:
         policy = BreakerPolicy(threshold=threshold, window=WINDOW, recovery=RECOVERY, probes=probes)
         self.breaker = CircuitBreaker(policy, self.clock)
-        self.model = Model(threshold, probes)
+        self.model = BreakerModel(threshold, WINDOW, RECOVERY, probes)
 
-    def _state_changed(self, before: State) -> None:
-        assert self.model is not None
-        if self.model.state is not before:
-            self.epoch += 1
-            self.tickets = []  # outcomes of older tickets are ignored by design
-
-    @precondition(lambda self: self.breaker is not None)
-    @rule()
-    def call(self) -> None:
-        assert self.breaker is not None
-        assert self.model is not None
-        before = self.model.state
-        expected = self.model.acquire(self.clock.monotonic())
-        self._state_changed(before)
+    @rule(target=tickets)
+    def call(self) -> MultipleResults[tuple[Ticket, Grant]]:
+        grant = self.model.acquire(self.clock.monotonic())
         try:
             ticket = self.breaker.acquire()
         except CircuitOpen:
-            assert expected is None
-            return
-        assert expected is not None
-        assert ticket.probe == expected
-        self.tickets.append((ticket, ticket.probe, self.epoch))
+            assert grant is None
+            return multiple()
+        assert grant is not None
+        assert ticket.probe == grant.probe
+        return multiple((ticket, grant))
 
-    @precondition(lambda self: self.breaker is not None and self.tickets)
-    @rule(index=st.integers(0, 100), ok=st.booleans())
-    def finish(self, index: int, ok: bool) -> None:
-        assert self.breaker is not None
-        assert self.model is not None
-        ticket, probe, _ = self.tickets.pop(index % len(self.tickets))
-        before = self.model.state
-        self.model.tick(self.clock.monotonic())
-        self._state_changed(before)
+    @rule(held=consumes(tickets), ok=st.booleans())
+    def finish(self, held: tuple[Ticket, Grant], ok: bool) -> None:
+        ticket, grant = held
+        now = self.clock.monotonic()
+        self.model.tick(now)
+        self.model.record(now, grant, failed=not ok)
         if ok:
             self.breaker.on_success(ticket)
-            self.model.succeed(probe)
         else:
             self.breaker.on_failure(ticket)
-            self.model.fail(self.clock.monotonic(), probe)
-        self._state_changed(before)
 
-    @precondition(lambda self: self.breaker is not None)
+    @rule(held=consumes(tickets))
+    def cancel(self, held: tuple[Ticket, Grant]) -> None:
+        ticket, grant = held
+        self.model.release(grant)
+        self.breaker.release(ticket)
+
     @rule(seconds=st.sampled_from([0.001, 1.0, 59.0, 299.999, 300.0, 599.999, 600.0, 1000.0]))
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
 
     @invariant()
     def same_state(self) -> None:
-        if self.breaker is None or self.model is None:
-            return
-        before = self.model.state
         self.model.tick(self.clock.monotonic())
-        self._state_changed(before)
         assert self.breaker.state is self.model.state
 
 

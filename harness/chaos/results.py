@@ -21,9 +21,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Final
 
-from harness.chaos.invariants import InvariantResult, check_run, reproduce_command
+from harness.chaos.invariants import check_run, reproduce_command
 from harness.sim import Hooks, Progress, SimRun, iter_variants, simulate
 from harness.sim.scenario import Scenario
+from harness.verdict import InvariantResult
 from reliability.backoff import Strategy
 
 __all__ = [

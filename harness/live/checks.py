@@ -14,6 +14,7 @@ from typing import Any, Final
 
 import psycopg
 
+from harness.verdict import InvariantResult
 from reliability.routing import idempotency_key
 
 __all__ = [
@@ -33,16 +34,6 @@ __all__ = [
 ]
 
 _EXAMPLES: Final = 5
-
-
-@dataclass(frozen=True, slots=True)
-class InvariantResult:
-    name: str
-    passed: bool
-    details: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": self.passed, "details": self.details}
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +148,7 @@ def check_nothing_lost(
         details += f"; {len(unrecorded)} accepted but not recorded: {_examples(unrecorded)}"
     if missing:
         details += f"; {len(missing)} deliveries lost: {_examples(missing)}"
-    return InvariantResult("nothing lost", passed, details)
+    return InvariantResult("nothing lost", passed, len(accepted), details)
 
 
 def check_no_double_processing(
@@ -179,7 +170,7 @@ def check_no_double_processing(
         details += f"; enqueued twice: {_examples(twice)}"
     if delivered_twice:
         details += f"; delivered twice: {_examples(delivered_twice)}"
-    return InvariantResult("no event processed twice", passed, details)
+    return InvariantResult("no event processed twice", passed, len(rows) + len(ok_calls), details)
 
 
 def check_quota(
@@ -196,7 +187,7 @@ def check_quota(
     if over:
         shown = _examples(f"{t}: {p} > {lim}" for t, (p, lim) in sorted(over.items()))
         details += f"; over the limit: {shown}"
-    return InvariantResult("per-tenant quota respected", not over, details)
+    return InvariantResult("per-tenant quota respected", not over, len(peaks), details)
 
 
 def check_drained(snap: DbSnapshot, *, completed: bool, elapsed: float) -> InvariantResult:
@@ -205,7 +196,9 @@ def check_drained(snap: DbSnapshot, *, completed: bool, elapsed: float) -> Invar
     details = f"{len(pending)} rows pending after draining for {elapsed:.1f}s"
     if pending:
         details += f": {_examples(r.key for r in pending)}"
-    return InvariantResult("drained to completion", completed and not pending, details)
+    return InvariantResult(
+        "drained to completion", completed and not pending, len(snap.outbox), details
+    )
 
 
 def check_delivered_reached_n8n(snap: DbSnapshot, calls: Sequence[N8nCall]) -> InvariantResult:
@@ -216,7 +209,7 @@ def check_delivered_reached_n8n(snap: DbSnapshot, calls: Sequence[N8nCall]) -> I
     details = f"{done} delivered rows, {len(unseen)} without a 2xx call at n8n"
     if unseen:
         details += f": {_examples(unseen)}"
-    return InvariantResult("delivered means n8n answered 2xx", not unseen, details)
+    return InvariantResult("delivered means n8n answered 2xx", not unseen, done, details)
 
 
 def check_duplicates_bounded(
@@ -248,4 +241,4 @@ def check_duplicates_bounded(
         details += f"; keys repeated more than once per crash: {_examples(per_key_over)}"
     if mismatched:
         details += f"; mismatched: {_examples(mismatched)}"
-    return InvariantResult("duplicates at n8n bounded by crashes", passed, details)
+    return InvariantResult("duplicates at n8n bounded by crashes", passed, len(calls), details)

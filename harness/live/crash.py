@@ -28,7 +28,6 @@ import httpx
 from harness.fakes.stripe import EVENT_TYPES, FakeStripe
 from harness.live.checks import (
     Accepted,
-    InvariantResult,
     calls_from_journal,
     check_delivered_reached_n8n,
     check_drained,
@@ -45,6 +44,7 @@ from harness.live.stack import (
     Supervisor,
     make_tenants,
 )
+from harness.verdict import InvariantResult
 from reliability.clock import Clock, SystemClock
 from reliability.config import DEFAULT_ROUTES
 
@@ -233,6 +233,7 @@ async def run_crash(
     all_answered = InvariantResult(
         "every event eventually accepted",
         not sender.unanswered and not sender.refused,
+        len(accepted) + len(sender.unanswered) + sender.refused,
         f"{len(accepted)} accepted, {len(sender.unanswered)} never answered, "
         f"{sender.refused} refused, {sender.failed_posts} POSTs failed and were sent again",
     )

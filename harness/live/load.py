@@ -31,7 +31,6 @@ import yaml
 from harness.data import data_path
 from harness.live.checks import (
     Accepted,
-    InvariantResult,
     calls_from_journal,
     check_delivered_reached_n8n,
     check_drained,
@@ -51,6 +50,7 @@ from harness.live.stack import (
     free_port,
     make_tenants,
 )
+from harness.verdict import InvariantResult
 from reliability.clock import Clock, SystemClock
 from reliability.config import DEFAULT_ROUTES
 

@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.live.checks import InvariantResult
 from harness.live.load import (
     DEFAULT_LOCUSTFILE,
     DEFAULT_THRESHOLDS_FILE,
@@ -29,6 +28,7 @@ from harness.live.load import (
     render_table,
     write_stats_csv,
 )
+from harness.verdict import InvariantResult
 
 
 @pytest.mark.parametrize(
@@ -240,7 +240,7 @@ def test_table_shows_failures() -> None:
     th = parse_thresholds({"p95_ms": 5}, source="t")
     results = evaluate_thresholds([_row("Aggregated")], th)
     table = render_table(
-        [_row("Aggregated")], results, [InvariantResult("nothing lost", False, "x")]
+        [_row("Aggregated")], results, [InvariantResult("nothing lost", False, 1, "x")]
     )
     assert "p95_ms (Aggregated)" in table
     assert table.count("FAILED") == 2
