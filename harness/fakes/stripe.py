@@ -26,6 +26,7 @@ from typing import Any, Final
 
 import httpx
 
+from harness.fakes.stripe_objects import Draw, object_for
 from reliability.clock import Clock, SystemClock
 
 __all__ = [
@@ -181,14 +182,15 @@ class FakeStripe:
     answers: list[DeliveryAnswer] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._rng = random.Random(self.seed)
+        self.rng = random.Random(self.seed)
+        """The one random source of this fake: every made-up id and fault choice comes from it."""
 
     # --- events ----------------------------------------------------------------------------
 
     def secret_for(self, tenant: str) -> str:
         """The tenant's endpoint secret (made up, seeded, on first use)."""
         if tenant not in self.secrets:
-            self.secrets[tenant] = "whsec_" + self._token(32)
+            self.secrets[tenant] = "whsec_" + self.token(32)
         return self.secrets[tenant]
 
     def event(
@@ -204,10 +206,14 @@ class FakeStripe:
         """A realistic event of `type` (one of `EVENT_TYPES`) for `tenant`."""
         if type not in EVENT_TYPES:
             raise ValueError(f"event type {type!r} is not one of {', '.join(EVENT_TYPES)}")
-        when = created if created is not None else self._now()
-        customer = customer or "cus_" + self._token(14)
-        subscription = subscription or "sub_" + self._token(24)
-        obj, previous = self._object(type, when, customer, subscription, tenant)
+        when = created if created is not None else self.now()
+        customer = customer or "cus_" + self.token(14)
+        subscription = subscription or "sub_" + self.token(24)
+        amount = self.rng.choice((1900, 4900, 9900, 19900))
+        draw = Draw(
+            self.rng, self.token, when, customer, subscription, tenant, self.livemode, amount
+        )
+        obj, previous = object_for(type, draw)
         if data_object is not None:
             obj.update(data_object)
         data: dict[str, Any] = {"object": obj}
@@ -215,7 +221,7 @@ class FakeStripe:
             data["previous_attributes"] = previous
         automatic = type in ("customer.subscription.deleted", "invoice.payment_failed")
         return {
-            "id": "evt_" + self._token(24),
+            "id": "evt_" + self.token(24),
             "object": "event",
             "api_version": self.api_version,
             "created": when,
@@ -223,19 +229,19 @@ class FakeStripe:
             "livemode": self.livemode,
             "pending_webhooks": 1,
             "request": {
-                "id": None if automatic else "req_" + self._token(14),
+                "id": None if automatic else "req_" + self.token(14),
                 "idempotency_key": None
                 if automatic
-                else str(uuid.UUID(int=self._rng.getrandbits(128))),
+                else str(uuid.UUID(int=self.rng.getrandbits(128))),
             },
             "type": type,
         }
 
     def story(self, tenant: str = "", *, start: int | None = None) -> list[dict[str, Any]]:
         """One customer's life in order: checkout, paid, payment failed, past due, cancelled."""
-        t0 = start if start is not None else self._now() - 3600
-        customer = "cus_" + self._token(14)
-        subscription = "sub_" + self._token(24)
+        t0 = start if start is not None else self.now() - 3600
+        customer = "cus_" + self.token(14)
+        subscription = "sub_" + self.token(24)
         return [
             self.event(kind, tenant=tenant, created=t0 + 60 * i, customer=customer,
                        subscription=subscription)
@@ -261,7 +267,7 @@ class FakeStripe:
     ) -> SignedRequest:
         """A correctly signed request for `event` (at `timestamp`, default now on the clock)."""
         payload = self.body(event) if body is None else body
-        t = self._now() if timestamp is None else timestamp
+        t = self.now() if timestamp is None else timestamp
         keys = list(secrets) if secrets is not None else [self.secret_for(tenant)]
         header = signature_header(payload, keys, t, livemode=bool(event.get("livemode", False)))
         return SignedRequest(
@@ -363,162 +369,23 @@ class FakeStripe:
             raise ValueError(f"scenario {scenario!r} is not one of {', '.join(SCENARIOS)}")
         if count < 1:
             raise ValueError(f"count must be >= 1, got {count}")
-        got: list[DeliveryAnswer] = []
         async with self._client(client) as http:
-
-            async def deliver(event: Mapping[str, Any], kind: str, expect: str) -> None:
-                got.extend(
-                    await self.deliver(
-                        event, url, tenant=tenant, client=http, schedule=schedule,
-                        kind=kind, expect=expect,
-                    )
-                )  # fmt: skip
-
-            async def once(req: SignedRequest) -> None:
-                got.append(await self.send(req, url, client=http))
-
-            if scenario == "out-of-order":
-                events: list[dict[str, Any]] = []
-                while len(events) < count:
-                    events.extend(self.story(tenant))
-                events = events[:count]
-                self._rng.shuffle(events)
-                for event in events:
-                    await deliver(event, "out-of-order", "process")
-                return got
-            if scenario == "burst":
-                event = self.event(self._rng.choice(EVENT_TYPES), tenant=tenant)
-                reqs = [
-                    self.signed(event, tenant=tenant, kind="burst", expect="once")
-                    for _ in range(count)
-                ]
-                answers = await asyncio.gather(*(self.send(r, url, client=http) for r in reqs))
-                got.extend(answers)
-                return got
-            for _ in range(count):
-                kind_of_event = self._rng.choice(EVENT_TYPES)
-                if scenario == "resigned":
-                    old = self._now() - int(self.resign_age)
-                    event = self.event(kind_of_event, tenant=tenant, created=old)
-                else:
-                    event = self.event(kind_of_event, tenant=tenant)
-                if scenario == "duplicates":
-                    await deliver(event, "delivery", "process")
-                    await deliver(event, "duplicate", "dedupe")
-                elif scenario == "replay":
-                    await deliver(event, "delivery", "process")
-                    stale = self._now() - int(self.replay_age)
-                    await once(self.signed(event, tenant=tenant, timestamp=stale, kind="replay",
-                                           expect="reject"))  # fmt: skip
-                elif scenario == "resigned":
-                    await deliver(event, "delivery", "process")
-                    await deliver(event, "resigned", "dedupe")
-                elif scenario == "bad-signature":
-                    kind = self._rng.choice(BAD_SIGNATURE_KINDS)
-                    await once(self.bad_signature(event, tenant=tenant, kind=kind))
-                elif scenario == "wrong-secret":
-                    wrong = "whsec_" + self._token(32)
-                    await once(self.signed(event, tenant=tenant, secrets=[wrong],
-                                           kind="wrong-secret", expect="reject"))  # fmt: skip
-                else:  # truncated: signed over the cut body, so only parsing can catch it
-                    full = self.body(event)
-                    cut = full[: self._rng.randrange(1, len(full) - 1)]
-                    await once(self.signed(event, tenant=tenant, body=cut, kind="truncated",
-                                           expect="reject"))  # fmt: skip
-        return got
+            play = Play(self, url, tenant=tenant, client=http, schedule=schedule)
+            await play.run(scenario, count)
+        return play.answers
 
     # --- helpers ---------------------------------------------------------------------------
 
     def _client(self, client: httpx.AsyncClient | None) -> _ClientScope:
         return _ClientScope(client, self.transport)
 
-    def _now(self) -> int:
+    def now(self) -> int:
+        """The clock's wall time in unix seconds, as Stripe stamps events and signatures."""
         return int(self.clock.now().timestamp())
 
-    def _token(self, n: int) -> str:
-        return "".join(self._rng.choice(_ALPHABET) for _ in range(n))
-
-    def _object(
-        self, type_: str, when: int, customer: str, subscription: str, tenant: str
-    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        metadata = {"tenant_id": tenant} if tenant else {}
-        amount = self._rng.choice((1900, 4900, 9900, 19900))
-        if type_ == "checkout.session.completed":
-            return {
-                "id": ("cs_live_" if self.livemode else "cs_test_") + self._token(58),
-                "object": "checkout.session",
-                "amount_subtotal": amount,
-                "amount_total": amount,
-                "client_reference_id": tenant or None,
-                "created": when,
-                "currency": "usd",
-                "customer": customer,
-                "customer_details": {"email": f"billing+{self._token(6).lower()}@example.com"},
-                "expires_at": when + 86_400,
-                "livemode": self.livemode,
-                "metadata": metadata,
-                "mode": "subscription",
-                "payment_status": "paid",
-                "status": "complete",
-                "subscription": subscription,
-            }, None  # fmt: skip
-        if type_ in ("invoice.paid", "invoice.payment_failed"):
-            paid = type_ == "invoice.paid"
-            return {
-                "id": "in_" + self._token(24),
-                "object": "invoice",
-                "amount_due": amount,
-                "amount_paid": amount if paid else 0,
-                "amount_remaining": 0 if paid else amount,
-                "attempt_count": 1 if paid else self._rng.randint(1, 4),
-                "attempted": True,
-                "billing_reason": "subscription_cycle",
-                "created": when,
-                "currency": "usd",
-                "customer": customer,
-                "livemode": self.livemode,
-                "metadata": metadata,
-                "next_payment_attempt": None if paid else when + 3 * 86_400,
-                "paid": paid,
-                "period_end": when,
-                "period_start": when - 30 * 86_400,
-                "status": "paid" if paid else "open",
-                "subscription": subscription,
-            }, None
-        deleted = type_ == "customer.subscription.deleted"
-        obj = {
-            "id": subscription,
-            "object": "subscription",
-            "cancel_at_period_end": False,
-            "canceled_at": when if deleted else None,
-            "created": when - 60 * 86_400,
-            "currency": "usd",
-            "current_period_end": when + 30 * 86_400,
-            "current_period_start": when,
-            "customer": customer,
-            "ended_at": when if deleted else None,
-            "items": {
-                "object": "list",
-                "data": [
-                    {
-                        "id": "si_" + self._token(14),
-                        "object": "subscription_item",
-                        "price": {
-                            "id": "price_" + self._token(24),
-                            "object": "price",
-                            "currency": "usd",
-                            "recurring": {"interval": "month", "interval_count": 1},
-                            "unit_amount": amount,
-                        },
-                        "quantity": 1,
-                    }
-                ],
-            },
-            "livemode": self.livemode,
-            "metadata": metadata,
-            "status": "canceled" if deleted else "past_due",
-        }
-        return obj, None if deleted else {"status": "active"}
+    def token(self, n: int) -> str:
+        """`n` random letters and digits, as in Stripe's ids."""
+        return "".join(self.rng.choice(_ALPHABET) for _ in range(n))
 
 
 class _ClientScope:
@@ -540,3 +407,88 @@ class _ClientScope:
     async def __aexit__(self, *exc: object) -> None:
         if self._own is not None:
             await self._own.aclose()
+
+
+class Play:
+    """One run of a delivery-fault scenario (`SCENARIOS`) against one endpoint."""
+
+    def __init__(
+        self,
+        stripe: FakeStripe,
+        url: str,
+        *,
+        tenant: str,
+        client: httpx.AsyncClient,
+        schedule: Sequence[float] | None,
+    ) -> None:
+        self.stripe = stripe
+        self.url = url
+        self.tenant = tenant
+        self.client = client
+        self.schedule = schedule
+        self.answers: list[DeliveryAnswer] = []
+
+    async def run(self, scenario: str, count: int) -> None:
+        if scenario == "out-of-order":
+            await self._out_of_order(count)
+        elif scenario == "burst":
+            await self._burst(count)
+        else:
+            for _ in range(count):
+                await self._one(scenario)
+
+    async def _deliver(self, event: Mapping[str, Any], kind: str, expect: str) -> None:
+        self.answers += await self.stripe.deliver(
+            event, self.url, tenant=self.tenant, client=self.client, schedule=self.schedule,
+            kind=kind, expect=expect,
+        )  # fmt: skip
+
+    async def _once(self, request: SignedRequest) -> None:
+        self.answers.append(await self.stripe.send(request, self.url, client=self.client))
+
+    async def _out_of_order(self, count: int) -> None:
+        events: list[dict[str, Any]] = []
+        while len(events) < count:
+            events.extend(self.stripe.story(self.tenant))
+        events = events[:count]
+        self.stripe.rng.shuffle(events)
+        for event in events:
+            await self._deliver(event, "out-of-order", "process")
+
+    async def _burst(self, count: int) -> None:
+        s, tenant = self.stripe, self.tenant
+        event = s.event(s.rng.choice(EVENT_TYPES), tenant=tenant)
+        requests = [
+            s.signed(event, tenant=tenant, kind="burst", expect="once") for _ in range(count)
+        ]
+        self.answers += await asyncio.gather(
+            *(s.send(r, self.url, client=self.client) for r in requests)
+        )
+
+    async def _one(self, scenario: str) -> None:
+        s, tenant = self.stripe, self.tenant
+        type_ = s.rng.choice(EVENT_TYPES)
+        old = s.now() - int(s.resign_age) if scenario == "resigned" else None
+        event = s.event(type_, tenant=tenant, created=old)
+        if scenario in ("duplicates", "replay", "resigned"):
+            await self._deliver(event, "delivery", "process")
+        if scenario == "duplicates":
+            await self._deliver(event, "duplicate", "dedupe")
+        elif scenario == "replay":
+            stale = s.now() - int(s.replay_age)
+            await self._once(s.signed(event, tenant=tenant, timestamp=stale, kind="replay",
+                                      expect="reject"))  # fmt: skip
+        elif scenario == "resigned":
+            await self._deliver(event, "resigned", "dedupe")
+        elif scenario == "bad-signature":
+            kind = s.rng.choice(BAD_SIGNATURE_KINDS)
+            await self._once(s.bad_signature(event, tenant=tenant, kind=kind))
+        elif scenario == "wrong-secret":
+            wrong = "whsec_" + s.token(32)
+            await self._once(s.signed(event, tenant=tenant, secrets=[wrong],
+                                      kind="wrong-secret", expect="reject"))  # fmt: skip
+        else:  # truncated: signed over the cut body, so only parsing can catch it
+            full = s.body(event)
+            cut = full[: s.rng.randrange(1, len(full) - 1)]
+            await self._once(s.signed(event, tenant=tenant, body=cut, kind="truncated",
+                                      expect="reject"))  # fmt: skip

@@ -97,14 +97,14 @@ def test_wrong_secret_replay_and_truncation_fail_as_stripe_says() -> None:
     wrong = fake.signed(event, secrets=["whsec_other"])
     with pytest.raises(stripe.SignatureVerificationError, match="No signatures found matching"):
         verify(wrong)
-    stale = fake.signed(event, timestamp=fake._now() - 600)
+    stale = fake.signed(event, timestamp=fake.now() - 600)
     with pytest.raises(stripe.SignatureVerificationError, match="Timestamp outside the tolerance"):
         verify(stale)
     cut = fake.body(event)[:40]
     truncated = fake.signed(event, body=cut)
     with pytest.raises(ValueError, match=r"Expecting|Unterminated|Invalid"):
         verify(truncated)
-    future = fake.signed(event, timestamp=fake._now() + 3600)
+    future = fake.signed(event, timestamp=fake.now() + 3600)
     assert verify(future).id == event["id"]  # the package only bounds the past
 
 
