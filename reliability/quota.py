@@ -66,10 +66,6 @@ class TenantQuotas:
         t = self._tenants.get(tenant_id)
         return 0 if t is None else t.peak
 
-    def waiting(self, tenant_id: str) -> int:
-        t = self._tenants.get(tenant_id)
-        return 0 if t is None else sum(1 for w in t.waiters if not w.done())
-
     @asynccontextmanager
     async def slot(self, tenant_id: str, *, timeout: float | None = None) -> AsyncIterator[None]:
         """Hold one of the tenant's slots for the duration of the block."""
