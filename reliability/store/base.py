@@ -332,8 +332,8 @@ class Store(Protocol):
 class StoreInspector(Protocol):
     """What the harness and tests read: whole tables and lookups the layer never makes.
 
-    The simulator's checkpoints, the invariant checkers and the test suites look through it;
-    nothing in `reliability/` calls it. Reads only: it writes nothing.
+    The simulator's checkpoints (what the `nothing_lost` checker compares) and the test suites
+    look through it; nothing in `reliability/` calls it. Reads only: it writes nothing.
     """
 
     async def applied_migrations(self) -> list[int]:
