@@ -13,7 +13,7 @@ from harness.vclock import VirtualClock
 from reliability.config import Settings
 from reliability.dispatch import Dispatcher
 from reliability.errors import ErrorCode
-from reliability.store import DlqFilter, NewDelivery, Store
+from reliability.store import DlqFilter, NewDelivery, PostgresStore, SqliteStore, Store
 from scenarios.conftest import make
 
 TTL = timedelta(hours=1)
@@ -22,10 +22,8 @@ TTL = timedelta(hours=1)
 async def _dead_letter(store: Store, clock: VirtualClock, n: int) -> list[str]:
     ids = []
     for i in range(n):
-        (oid,) = await store.enqueue(
-            [NewDelivery("t1", "weekly-recap", {"i": i}, f"t1:evt_{i}:weekly-recap", f"evt_{i}")],
-            now=clock.now(),
-        )
+        d = NewDelivery("t1", "weekly-recap", {"i": i}, f"t1:evt_{i}:weekly-recap", f"evt_{i}")
+        (oid,) = (await store.accept_event("t1", f"evt_{i}", [d], now=clock.now())).outbox_ids
         row = await store.claim(oid, now=clock.now(), lease=timedelta(seconds=60))
         assert row is not None
         assert row.lease_token is not None
@@ -66,7 +64,7 @@ async def test_purge_removes_exactly_the_expired(
 
 
 async def test_manual_retry_redispatches_and_records(
-    sim_store: Store, virtual_clock: VirtualClock
+    sim_store: SqliteStore | PostgresStore, virtual_clock: VirtualClock
 ) -> None:
     (entry_id,) = await _dead_letter(sim_store, virtual_clock, 1)
     seen: list[str] = []

@@ -99,13 +99,17 @@ class World:
     n8n: N8n
     dispatcher: Dispatcher
     events: list[Event]
+    accepted: Iterator[int] = field(default_factory=itertools.count)
 
     async def enqueue(self, n: int = 1, tenant: str = "t1") -> list[str]:
+        """`n` outbox rows for `tenant`, written as the intake writes them (one new event)."""
         deliveries = [
             NewDelivery(tenant, "weekly-recap", {"n": i}, f"{tenant}:evt_{i}:weekly-recap")
             for i in range(n)
         ]
-        return await self.store.enqueue(deliveries, now=self.clock.now())
+        event_id = f"evt_setup_{next(self.accepted)}"
+        result = await self.store.accept_event(tenant, event_id, deliveries, now=self.clock.now())
+        return list(result.outbox_ids)
 
     def of(self, kind: type[_T]) -> list[_T]:
         return [e for e in self.events if isinstance(e, kind)]

@@ -22,7 +22,8 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, NamedTuple, TextIO, cast
@@ -60,6 +61,7 @@ from reliability.store import (
     PostgresStore,
     SqliteStore,
     Store,
+    StoreInspector,
     open_store,
 )
 
@@ -615,6 +617,7 @@ class _Sim:
             with clock.real_io():
                 _create_schema(self.store_url, schema)
         raw = _open(self.store_url, ids, schema)
+        self.inspector: StoreInspector = raw  # the checkers' view: the rows as stored
         inner: Store = raw
         if self.hooks.store is not None:
             inner = self.hooks.store(inner)
@@ -685,7 +688,8 @@ class _Sim:
         self.records.end = clock.monotonic()
         await self._checkpoint(store)
         if self.records.dlq_retried:
-            rows = await store.outbox_rows(include_done=True)
+            async with self._inspecting(store) as inspector:
+                rows = await inspector.outbox_rows(include_done=True)
             self.records.retried_rows = [r for r in rows if r.retry_count > 0]
         self.records.journal = fake.journal.entries()
         for e in self.records.journal:
@@ -977,16 +981,22 @@ class _Sim:
             await self.clock.sleep(step)
             await self._checkpoint(store)
 
-    async def _checkpoint(self, store: Store) -> None:
-        inner: Store = getattr(store, "_inner", store)
-        clock = self.clock
+    @asynccontextmanager
+    async def _inspecting(self, store: Store) -> AsyncIterator[StoreInspector]:
+        """The store's inspector, read as the layer's calls run: alone, and on Postgres with
+        virtual time held still."""
         lock = getattr(store, "_lock", None)
         real = getattr(store, "_real_io", False)
         async with lock if lock is not None else _AsyncNull():
-            with clock.real_io() if real else _NullContext():
-                delivered = await inner.delivered_keys()
-                pending = await inner.outbox_rows()
-                dlq = await _all_dlq(inner)
+            with self.clock.real_io() if real else _NullContext():
+                yield self.inspector
+
+    async def _checkpoint(self, store: Store) -> None:
+        clock = self.clock
+        async with self._inspecting(store) as inspector:
+            delivered = await inspector.delivered_keys()
+            pending = await inspector.outbox_rows()
+            dlq = await inspector.dlq_rows()
         cp = Checkpoint(
             clock.monotonic(),
             len(self.records.accepted_keys),
@@ -1006,19 +1016,6 @@ class _Sim:
             await self.clock.sleep(end * i / steps - self.clock.monotonic())
             if self.progress is not None:
                 self.progress(i / steps)
-
-
-async def _all_dlq(store: Store) -> list[DlqEntry]:
-    """Every DLQ entry, expired or not (asked as of an instant before anything was written)."""
-    out: list[DlqEntry] = []
-    cursor = None
-    for _ in range(100_000):
-        page = await store.dlq_list(DlqFilter(), now=_EPOCH, after=cursor, limit=10_000)
-        out.extend(page.entries)
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-    return out
 
 
 class _NullContext:

@@ -1,4 +1,7 @@
-"""Persistence: the `Store` contract, its two implementations, and `open_store(url)`.
+"""Persistence: the `Store` and `StoreInspector` contracts, two implementations, `open_store`.
+
+`Store` is what the reliability layer calls; `StoreInspector` is what the harness and tests read
+(whole tables, lookups the layer never makes). `PostgresStore` and `SqliteStore` implement both.
 
 `open_store("sqlite:///relative.db")`, `open_store("sqlite:////abs/path.db")`,
 `open_store("sqlite://:memory:")` or `open_store("postgresql://user@host/db", schema="x")`;
@@ -33,6 +36,7 @@ from reliability.store.base import (
     PayloadError,
     Store,
     StoreError,
+    StoreInspector,
     StoreUnavailable,
 )
 from reliability.store.postgres import PostgresStore
@@ -59,6 +63,7 @@ __all__ = [
     "SqliteStore",
     "Store",
     "StoreError",
+    "StoreInspector",
     "StoreUnavailable",
     "open_postgres",
     "open_store",

@@ -1,8 +1,9 @@
-"""What the reliability layer needs from a database: the contract every store honours.
+"""What the reliability layer needs from a database, and what the harness reads from one.
 
-Two implementations pass one contract suite: `PostgresStore` (psycopg 3, pooled) for production
-and `SqliteStore` (stdlib) for local chaos runs. Every time comes from the caller (the injected
-clock), never from `now()` inside SQL, so simulated time works on both.
+`Store` is the contract the layer calls; `StoreInspector` the reads only the harness and tests
+make. Two implementations of both pass one contract suite: `PostgresStore` (psycopg 3, pooled)
+for production and `SqliteStore` (stdlib) for local chaos runs. Every time comes from the
+caller (the injected clock), never from `now()` inside SQL, so simulated time works on both.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from reliability.errors import ErrorCode
 
@@ -33,6 +34,7 @@ __all__ = [
     "PayloadError",
     "Store",
     "StoreError",
+    "StoreInspector",
     "StoreUnavailable",
 ]
 
@@ -186,8 +188,15 @@ DlqAlert = Callable[[str, int, int], None]
 """Called as `alert(tenant_id, depth, threshold)` when a tenant's DLQ depth reaches a threshold."""
 
 
+@runtime_checkable
 class Store(Protocol):
-    """The persistence contract. Every method is atomic: it commits whole or writes nothing."""
+    """What the reliability layer calls: the intake, the dispatcher and the service.
+
+    Every method is atomic: it commits whole or writes nothing. Reads of whole tables and
+    lookups only the harness and tests make are on `StoreInspector`; both stores implement both.
+    """
+
+    # -- lifecycle -----------------------------------------------------------------------------
 
     async def migrate(self) -> None:
         """Apply pending migrations; safe to call twice and from two processes at once."""
@@ -199,14 +208,7 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    # -- replay ledger -------------------------------------------------------------------------
-
-    async def record_if_new(self, tenant_id: str, event_id: str, *, now: datetime) -> bool:
-        """Record (tenant, event) as processed; True if it was new. One atomic statement.
-
-        Also keeps the seed's `stripe_event_ledger` row for the tenant up to date.
-        """
-        ...
+    # -- intake: replay guard and outbox -------------------------------------------------------
 
     async def accept_event(
         self,
@@ -217,32 +219,29 @@ class Store(Protocol):
         now: datetime,
         lease: timedelta | None = None,
     ) -> AcceptResult:
-        """Ledger insert and outbox enqueue in one transaction; a duplicate writes nothing.
+        """Record (tenant, event) as processed and enqueue its deliveries, in one transaction.
 
+        A duplicate writes nothing (`new=False`). The seed's `stripe_event_ledger` row for the
+        tenant is kept up to date on the way. With no deliveries only the event is recorded.
         With `lease`, the new rows are inserted already claimed (`AcceptResult.claimed`), so
         the caller delivers them at once without a claim round trip; if it dies, they come
         back to a drain when the lease has passed.
         """
         ...
 
-    async def is_processed(self, tenant_id: str, event_id: str) -> bool: ...
-
-    async def ledger_row(self, tenant_id: str) -> LedgerRow | None: ...
-
     async def purge_processed(self, *, older_than: datetime) -> int:
         """Forget processed event ids recorded before `older_than`; returns how many."""
         ...
 
-    # -- outbox --------------------------------------------------------------------------------
-
-    async def enqueue(self, deliveries: Sequence[NewDelivery], *, now: datetime) -> list[str]: ...
+    # -- dispatcher: claims and leases ---------------------------------------------------------
 
     async def claim_due(self, limit: int, *, now: datetime, lease: timedelta) -> list[OutboxRow]:
         """Claim up to `limit` due rows nobody holds (FOR UPDATE SKIP LOCKED), oldest due first."""
         ...
 
     async def claim(self, outbox_id: str, *, now: datetime, lease: timedelta) -> OutboxRow | None:
-        """Claim one row by id if it is due and free (used right after intake)."""
+        """Claim one row by id if it is due and free (to deliver a row just written: an intake
+        without a lease, a manual DLQ retry)."""
         ...
 
     async def renew(self, outbox_id: str, lease_token: str, *, until: datetime) -> bool:
@@ -294,14 +293,6 @@ class Store(Protocol):
         """Delete from the outbox and insert into the DLQ in one transaction."""
         ...
 
-    async def outbox_rows(self, *, include_done: bool = False) -> list[OutboxRow]:
-        """Every outbox row (for invariant checks and admin views)."""
-        ...
-
-    async def delivered_keys(self) -> set[str]:
-        """Idempotency keys of rows marked delivered and not yet purged."""
-        ...
-
     async def purge_done(self, *, older_than: datetime) -> int:
         """Delete delivered outbox rows marked done before `older_than`; returns how many."""
         ...
@@ -334,4 +325,38 @@ class Store(Protocol):
 
     async def dlq_depth(self, *, now: datetime) -> dict[tuple[str, ErrorCode], int]:
         """Unexpired entries per (tenant, error code)."""
+        ...
+
+
+@runtime_checkable
+class StoreInspector(Protocol):
+    """What the harness and tests read: whole tables and lookups the layer never makes.
+
+    The simulator's checkpoints (what the `nothing_lost` checker compares) and the test suites
+    look through it; nothing in `reliability/` calls it. Reads only: it writes nothing.
+    """
+
+    async def applied_migrations(self) -> list[int]:
+        """Versions recorded in the migrations table, in order."""
+        ...
+
+    async def is_processed(self, tenant_id: str, event_id: str) -> bool:
+        """True if (tenant, event) is in the processed-event set (not yet purged)."""
+        ...
+
+    async def ledger_row(self, tenant_id: str) -> LedgerRow | None:
+        """The tenant's seed `stripe_event_ledger` row, if any event of it was processed."""
+        ...
+
+    async def outbox_rows(self, *, include_done: bool = False) -> list[OutboxRow]:
+        """Every outbox row not yet delivered (with `include_done`, delivered ones too), in
+        order of creation."""
+        ...
+
+    async def delivered_keys(self) -> set[str]:
+        """Idempotency keys of rows marked delivered and not yet purged."""
+        ...
+
+    async def dlq_rows(self) -> list[DlqEntry]:
+        """Every DLQ entry, expired or not (until purged), oldest first."""
         ...

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
-from typing import Any, overload
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection, sql
@@ -35,21 +36,29 @@ from reliability.store.base import (
     OutboxRow,
     StoreUnavailable,
 )
+from reliability.store.rows import (
+    DLQ_COLUMNS,
+    LEDGER_COLUMNS,
+    OUTBOX_COLUMNS,
+    POSTGRES,
+    columns,
+    dlq_entry,
+    ledger_row,
+    outbox_row,
+)
 
 __all__ = ["PostgresStore"]
 
 _Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
 
-_OUTBOX = (
-    "id, tenant_id, workflow, payload, idempotency_key, event_id, attempt, next_attempt_at,"
-    " locked_until, lease_token, created_at, errors, retry_count, done_at"
-)
-_OUTBOX_O = ", ".join(f"o.{col.strip()}" for col in _OUTBOX.split(","))
-_DLQ = (
-    "id, tenant_id, workflow_name, payload, error_message, error_code, retry_count, created_at,"
-    " expires_at, idempotency_key, source_outbox_id, original_created_at, errors, event_id"
-)
-_DLQ_I = ", ".join(f"i.{col.strip()}" for col in _DLQ.split(","))
+_OUTBOX = columns(OUTBOX_COLUMNS)
+_OUTBOX_O = columns(OUTBOX_COLUMNS, "o")
+_DLQ = columns(DLQ_COLUMNS)
+_DLQ_I = columns(DLQ_COLUMNS, "i")
+_LEDGER = columns(LEDGER_COLUMNS)
+_outbox = partial(outbox_row, d=POSTGRES)
+_dlq = partial(dlq_entry, d=POSTGRES)
+_ledger = partial(ledger_row, d=POSTGRES)
 
 _MIGRATION_LOCK = 0x52454C49  # "RELI": advisory lock class for migrations (per schema)
 _MIGRATION_LOCK_SQL = (
@@ -87,8 +96,6 @@ SELECT d.id, d.tenant_id, d.workflow, d.payload::jsonb, d.idempotency_key, d.eve
        %(now)s, %(now)s, %(until)s::timestamptz, %(token)s::text
 """
 
-_RECORD_IF_NEW = _RECORD + "SELECT count(*) FROM ins"
-
 _ACCEPT = (
     _RECORD
     + ", box AS ("
@@ -96,8 +103,6 @@ _ACCEPT = (
     + _UNNEST
     + " WHERE EXISTS (SELECT 1 FROM ins)) SELECT count(*) FROM ins"
 )
-
-_ENQUEUE = _INSERT_OUTBOX + _UNNEST
 
 _CLAIM_DUE = f"""
 WITH due AS (
@@ -199,7 +204,7 @@ DELETE FROM outbox AS o USING gone WHERE o.id = gone.id
 
 
 class PostgresStore:
-    """`Store` on PostgreSQL. Build it with `reliability.store.open_store` or from a pool.
+    """`Store` and `StoreInspector` on PostgreSQL. Build it with `open_store` or from a pool.
 
     The pool must hand out autocommit connections with `search_path` on the store's schema;
     `open_store` does that. The pool is opened lazily on first use.
@@ -307,11 +312,6 @@ class PostgresStore:
                         (m.version, m.name, m.checksum),
                     )
 
-    async def applied_migrations(self) -> list[int]:
-        """Versions recorded in the migrations table, in order (for checks and tooling)."""
-        rows = await self._all("SELECT version FROM reliability_migrations ORDER BY version", {})
-        return [int(r[0]) for r in rows]
-
     async def ping(self) -> None:
         await self._one("SELECT 1", {})
 
@@ -320,16 +320,7 @@ class PostgresStore:
             self._closed = True
             await self._pool.close()
 
-    # -- replay ledger -------------------------------------------------------------------------
-
-    async def record_if_new(self, tenant_id: str, event_id: str, *, now: datetime) -> bool:
-        params = {
-            "tenant": c.text(tenant_id, "tenant_id"),
-            "event": c.text(event_id, "event_id"),
-            "now": c.utc(now, "now"),
-        }
-        row = await self._one(_RECORD_IF_NEW, params)
-        return row is not None and row[0] > 0
+    # -- intake: replay guard and outbox -------------------------------------------------------
 
     async def accept_event(
         self,
@@ -347,9 +338,8 @@ class PostgresStore:
             "now": at,
         }
         encoded = c.encode_deliveries(deliveries, ids=self._ids, max_bytes=self._payload_limit)
-        if not encoded:
-            return AcceptResult(new=await self.record_if_new(tenant_id, event_id, now=now))
-        until, token = c.accept_lease(at, lease, self._ids)
+        # No deliveries: the same statement records the event alone (and mints no lease token).
+        until, token = c.accept_lease(at, lease, self._ids) if encoded else (None, None)
         row = await self._one(
             _ACCEPT, params | _columns(encoded) | {"until": until, "token": token}
         )
@@ -357,37 +347,10 @@ class PostgresStore:
             return AcceptResult(new=False)
         return c.accepted(deliveries, encoded, at, until, token)
 
-    async def is_processed(self, tenant_id: str, event_id: str) -> bool:
-        row = await self._one(
-            "SELECT 1 FROM processed_events WHERE tenant_id = %(t)s AND event_id = %(e)s",
-            {"t": tenant_id, "e": event_id},
-        )
-        return row is not None
-
-    async def ledger_row(self, tenant_id: str) -> LedgerRow | None:
-        row = await self._one(
-            "SELECT tenant_id, last_processed_event_id, last_processed_at, updated_at"
-            " FROM stripe_event_ledger WHERE tenant_id = %(t)s",
-            {"t": tenant_id},
-        )
-        if row is None:
-            return None
-        return LedgerRow(row[0], row[1], _at(row[2]), _at(row[3] if row[3] is not None else row[2]))
-
     async def purge_processed(self, *, older_than: datetime) -> int:
         return await self._purge(_PURGE_PROCESSED, {"cutoff": c.utc(older_than, "older_than")})
 
-    # -- outbox --------------------------------------------------------------------------------
-
-    async def enqueue(self, deliveries: Sequence[NewDelivery], *, now: datetime) -> list[str]:
-        at = c.utc(now, "now")
-        encoded = c.encode_deliveries(deliveries, ids=self._ids, max_bytes=self._payload_limit)
-        if not encoded:
-            return []
-        async with self._conn() as conn:
-            params = {"now": at, "until": None, "token": None}
-            await conn.execute(_ENQUEUE, params | _columns(encoded))
-        return [e.id for e in encoded]
+    # -- dispatcher: claims and leases ---------------------------------------------------------
 
     async def claim_due(self, limit: int, *, now: datetime, lease: timedelta) -> list[OutboxRow]:
         at = c.utc(now, "now")
@@ -480,15 +443,6 @@ class PostgresStore:
         c.fire_alert(self._dlq_alert, entry.tenant_id, int(row[-1]), self._dlq_alert_threshold)
         return entry
 
-    async def outbox_rows(self, *, include_done: bool = False) -> list[OutboxRow]:
-        where = "" if include_done else " WHERE done_at IS NULL"
-        rows = await self._all(f"SELECT {_OUTBOX} FROM outbox{where} ORDER BY created_at, id", {})
-        return [_outbox(r) for r in rows]
-
-    async def delivered_keys(self) -> set[str]:
-        rows = await self._all("SELECT idempotency_key FROM outbox WHERE done_at IS NOT NULL", {})
-        return {r[0] for r in rows}
-
     async def purge_done(self, *, older_than: datetime) -> int:
         return await self._purge(_PURGE_DONE, {"cutoff": c.utc(older_than, "older_than")})
 
@@ -557,6 +511,38 @@ class PostgresStore:
         )
         return {(r[0], ErrorCode(r[1])): int(r[2]) for r in rows}
 
+    # -- inspection (StoreInspector: the harness's and tests' reads) ---------------------------
+
+    async def applied_migrations(self) -> list[int]:
+        rows = await self._all("SELECT version FROM reliability_migrations ORDER BY version", {})
+        return [int(r[0]) for r in rows]
+
+    async def is_processed(self, tenant_id: str, event_id: str) -> bool:
+        row = await self._one(
+            "SELECT 1 FROM processed_events WHERE tenant_id = %(t)s AND event_id = %(e)s",
+            {"t": tenant_id, "e": event_id},
+        )
+        return row is not None
+
+    async def ledger_row(self, tenant_id: str) -> LedgerRow | None:
+        row = await self._one(
+            f"SELECT {_LEDGER} FROM stripe_event_ledger WHERE tenant_id = %(t)s", {"t": tenant_id}
+        )
+        return None if row is None else _ledger(row)
+
+    async def outbox_rows(self, *, include_done: bool = False) -> list[OutboxRow]:
+        where = "" if include_done else " WHERE done_at IS NULL"
+        rows = await self._all(f"SELECT {_OUTBOX} FROM outbox{where} ORDER BY created_at, id", {})
+        return [_outbox(r) for r in rows]
+
+    async def delivered_keys(self) -> set[str]:
+        rows = await self._all("SELECT idempotency_key FROM outbox WHERE done_at IS NOT NULL", {})
+        return {r[0] for r in rows}
+
+    async def dlq_rows(self) -> list[DlqEntry]:
+        rows = await self._all(f"SELECT {_DLQ} FROM n8n_dlq ORDER BY created_at, id", {})
+        return [_dlq(r) for r in rows]
+
 
 def _columns(encoded: Sequence[c.EncodedDelivery]) -> dict[str, list[Any]]:
     return {
@@ -583,51 +569,3 @@ def _reschedule_params(
         "error": json.dumps(errors),
         "spent": spent,
     }
-
-
-@overload
-def _at(value: datetime) -> datetime: ...
-@overload
-def _at(value: None) -> None: ...
-def _at(value: datetime | None) -> datetime | None:
-    """Server times in `datetime.UTC` whatever the session TimeZone (stable reprs, traces)."""
-    return None if value is None else value.astimezone(UTC)
-
-
-def _outbox(r: TupleRow) -> OutboxRow:
-    return OutboxRow(
-        id=str(r[0]),
-        tenant_id=r[1],
-        workflow=r[2],
-        payload=r[3],
-        idempotency_key=r[4],
-        event_id=r[5],
-        attempt=r[6],
-        next_attempt_at=_at(r[7]),
-        locked_until=_at(r[8]),
-        lease_token=r[9],
-        created_at=_at(r[10]),
-        errors=c.decode_errors(r[11]),
-        retry_count=r[12],
-        done_at=_at(r[13]),
-    )
-
-
-def _dlq(r: TupleRow) -> DlqEntry:
-    entry_id = str(r[0])
-    return DlqEntry(
-        id=entry_id,
-        tenant_id=r[1],
-        workflow_name=r[2],
-        payload=r[3],
-        error_message=r[4],
-        error_code=ErrorCode(r[5]),
-        retry_count=r[6] if r[6] is not None else 0,
-        created_at=_at(r[7]),
-        expires_at=_at(r[8]),
-        idempotency_key=r[9] if r[9] is not None else f"dlq:{entry_id}",
-        source_outbox_id=None if r[10] is None else str(r[10]),
-        original_created_at=_at(r[11]),
-        errors=c.decode_errors(r[12]),
-        event_id=r[13],
-    )

@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from reliability.errors import ErrorCode
@@ -34,17 +35,26 @@ from reliability.store.base import (
     StoreError,
     StoreUnavailable,
 )
+from reliability.store.rows import (
+    DLQ_COLUMNS,
+    LEDGER_COLUMNS,
+    OUTBOX_COLUMNS,
+    SQLITE,
+    columns,
+    dlq_entry,
+    iso_utc,
+    ledger_row,
+    outbox_row,
+)
 
 __all__ = ["SqliteStore"]
 
-_OUTBOX = (
-    "id, tenant_id, workflow, payload, idempotency_key, event_id, attempt, next_attempt_at,"
-    " locked_until, lease_token, created_at, errors, retry_count, done_at"
-)
-_DLQ = (
-    "id, tenant_id, workflow_name, payload, error_message, error_code, retry_count, created_at,"
-    " expires_at, idempotency_key, source_outbox_id, original_created_at, errors, event_id"
-)
+_OUTBOX = columns(OUTBOX_COLUMNS)
+_DLQ = columns(DLQ_COLUMNS)
+_LEDGER = columns(LEDGER_COLUMNS)
+_outbox = partial(outbox_row, d=SQLITE)
+_dlq = partial(dlq_entry, d=SQLITE)
+_ledger = partial(ledger_row, d=SQLITE)
 _HELD = "id = ? AND lease_token = ? AND done_at IS NULL"
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 
@@ -108,7 +118,7 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
 
 
 class SqliteStore:
-    """`Store` on one SQLite file (or `:memory:`), opened at construction."""
+    """`Store` and `StoreInspector` on one SQLite file (or `:memory:`), opened at construction."""
 
     def __init__(
         self,
@@ -195,11 +205,6 @@ class SqliteStore:
                     (m.version, m.name, m.checksum),
                 )
 
-    async def applied_migrations(self) -> list[int]:
-        """Versions recorded in the migrations table, in order (for checks and tooling)."""
-        rows = self._read("SELECT version FROM reliability_migrations ORDER BY version")
-        return [int(r[0]) for r in rows]
-
     async def ping(self) -> None:
         self._read("SELECT 1")
 
@@ -208,7 +213,7 @@ class SqliteStore:
             db, self._db = self._db, None
             db.close()
 
-    # -- replay ledger -------------------------------------------------------------------------
+    # -- intake: replay guard and outbox -------------------------------------------------------
 
     def _record(self, db: sqlite3.Connection, tenant: str, event: str, at: str) -> bool:
         inserted = db.execute(
@@ -229,12 +234,6 @@ class SqliteStore:
         )
         return True
 
-    async def record_if_new(self, tenant_id: str, event_id: str, *, now: datetime) -> bool:
-        tenant, event = c.text(tenant_id, "tenant_id"), c.text(event_id, "event_id")
-        at = _ts(c.utc(now, "now"))
-        with self._tx() as db:
-            return self._record(db, tenant, event, at)
-
     async def accept_event(
         self,
         tenant_id: str,
@@ -246,54 +245,28 @@ class SqliteStore:
     ) -> AcceptResult:
         tenant, event = c.text(tenant_id, "tenant_id"), c.text(event_id, "event_id")
         when = c.utc(now, "now")
-        at = _ts(when)
+        at = iso_utc(when)
         encoded = c.encode_deliveries(deliveries, ids=self._ids, max_bytes=self._payload_limit)
         until, token = c.accept_lease(when, lease, self._ids) if encoded else (None, None)
         with self._tx() as db:
             if not self._record(db, tenant, event, at):
                 return AcceptResult(new=False)
-            _insert_outbox(db, encoded, at, None if until is None else _ts(until), token)
+            _insert_outbox(db, encoded, at, None if until is None else iso_utc(until), token)
         return c.accepted(deliveries, encoded, when, until, token)
-
-    async def is_processed(self, tenant_id: str, event_id: str) -> bool:
-        rows = self._read(
-            "SELECT 1 FROM processed_events WHERE tenant_id = ? AND event_id = ?",
-            (tenant_id, event_id),
-        )
-        return bool(rows)
-
-    async def ledger_row(self, tenant_id: str) -> LedgerRow | None:
-        rows = self._read(
-            "SELECT tenant_id, last_processed_event_id, last_processed_at, updated_at"
-            " FROM stripe_event_ledger WHERE tenant_id = ?",
-            (tenant_id,),
-        )
-        if not rows:
-            return None
-        r = rows[0]
-        return LedgerRow(r[0], r[1], _dt(r[2]), _dt(r[3] if r[3] is not None else r[2]))
 
     async def purge_processed(self, *, older_than: datetime) -> int:
         return self._purge(
             "DELETE FROM processed_events WHERE (tenant_id, event_id) IN ("
             " SELECT tenant_id, event_id FROM processed_events WHERE processed_at < ? LIMIT ?)",
-            _ts(c.utc(older_than, "older_than")),
+            iso_utc(c.utc(older_than, "older_than")),
         )
 
-    # -- outbox --------------------------------------------------------------------------------
-
-    async def enqueue(self, deliveries: Sequence[NewDelivery], *, now: datetime) -> list[str]:
-        at = _ts(c.utc(now, "now"))
-        encoded = c.encode_deliveries(deliveries, ids=self._ids, max_bytes=self._payload_limit)
-        if encoded:
-            with self._tx() as db:
-                _insert_outbox(db, encoded, at)
-        return [e.id for e in encoded]
+    # -- dispatcher: claims and leases ---------------------------------------------------------
 
     async def claim_due(self, limit: int, *, now: datetime, lease: timedelta) -> list[OutboxRow]:
         at = c.utc(now, "now")
-        until, n = _ts(at + c.positive(lease, "lease")), c.limit(limit)
-        token, now_s = c.new_id(self._ids), _ts(at)
+        until, n = iso_utc(at + c.positive(lease, "lease")), c.limit(limit)
+        token, now_s = c.new_id(self._ids), iso_utc(at)
         with self._tx() as db:
             rows = db.execute(
                 "UPDATE outbox SET locked_until = ?, lease_token = ? WHERE id IN ("
@@ -308,11 +281,11 @@ class SqliteStore:
 
     async def claim(self, outbox_id: str, *, now: datetime, lease: timedelta) -> OutboxRow | None:
         at = c.utc(now, "now")
-        until = _ts(at + c.positive(lease, "lease"))
+        until = iso_utc(at + c.positive(lease, "lease"))
         oid = c.as_uuid(outbox_id)
         if oid is None:
             return None
-        token, now_s = c.new_id(self._ids), _ts(at)
+        token, now_s = c.new_id(self._ids), iso_utc(at)
         with self._tx() as db:
             row = db.execute(
                 "UPDATE outbox SET locked_until = ?, lease_token = ?"
@@ -334,11 +307,11 @@ class SqliteStore:
             raise _unavailable(self._path, exc) from exc
 
     async def renew(self, outbox_id: str, lease_token: str, *, until: datetime) -> bool:
-        params = (_ts(c.utc(until, "until")),)
+        params = (iso_utc(c.utc(until, "until")),)
         return self._held("locked_until = ?", params, outbox_id, lease_token)
 
     async def complete(self, outbox_id: str, lease_token: str, *, now: datetime) -> bool:
-        params = (_ts(c.utc(now, "now")),)
+        params = (iso_utc(c.utc(now, "now")),)
         set_clause = "done_at = ?, locked_until = NULL, lease_token = NULL"
         return self._held(set_clause, params, outbox_id, lease_token)
 
@@ -378,7 +351,7 @@ class SqliteStore:
         error: AttemptError | None = None,
     ) -> DlqEntry | None:
         at = c.utc(now, "now")
-        expires, now_s = _ts(at + c.positive(ttl, "ttl")), _ts(at)
+        expires, now_s = iso_utc(at + c.positive(ttl, "ttl")), iso_utc(at)
         code, text = ErrorCode(error_code).value, c.bound(message)
         extra = [] if error is None else [c.error_json(error)]
         new_id = c.new_id(self._ids)
@@ -414,20 +387,11 @@ class SqliteStore:
         c.fire_alert(self._dlq_alert, entry.tenant_id, int(depth), self._dlq_alert_threshold)
         return entry
 
-    async def outbox_rows(self, *, include_done: bool = False) -> list[OutboxRow]:
-        where = "" if include_done else " WHERE done_at IS NULL"
-        rows = self._read(f"SELECT {_OUTBOX} FROM outbox{where} ORDER BY created_at, id")
-        return [_outbox(r) for r in rows]
-
-    async def delivered_keys(self) -> set[str]:
-        rows = self._read("SELECT idempotency_key FROM outbox WHERE done_at IS NOT NULL")
-        return {r[0] for r in rows}
-
     async def purge_done(self, *, older_than: datetime) -> int:
         return self._purge(
             "DELETE FROM outbox WHERE id IN ("
             " SELECT id FROM outbox WHERE done_at IS NOT NULL AND done_at < ? LIMIT ?)",
-            _ts(c.utc(older_than, "older_than")),
+            iso_utc(c.utc(older_than, "older_than")),
         )
 
     # -- dead-letter queue ---------------------------------------------------------------------
@@ -440,7 +404,7 @@ class SqliteStore:
         after: DlqCursor | None = None,
         limit: int = 50,
     ) -> DlqPage:
-        conds, params = ["expires_at > ?"], [_ts(c.utc(now, "now"))]
+        conds, params = ["expires_at > ?"], [iso_utc(c.utc(now, "now"))]
         n = c.limit(limit)
         if flt.tenant_id is not None:
             conds.append("tenant_id = ?")
@@ -456,7 +420,7 @@ class SqliteStore:
             if cursor_id is None:
                 raise InvalidInput(f"after.id is not a DLQ entry id: {after.id!r}")
             conds.append("(created_at, id) < (?, ?)")
-            params += [_ts(c.utc(after.created_at, "after.created_at")), cursor_id]
+            params += [iso_utc(c.utc(after.created_at, "after.created_at")), cursor_id]
         rows = self._read(
             f"SELECT {_DLQ} FROM n8n_dlq WHERE {' AND '.join(conds)}"
             " ORDER BY created_at DESC, id DESC LIMIT ?",
@@ -465,7 +429,7 @@ class SqliteStore:
         return c.page([_dlq(r) for r in rows], n)
 
     async def dlq_get(self, entry_id: str, *, now: datetime) -> DlqEntry | None:
-        at = _ts(c.utc(now, "now"))
+        at = iso_utc(c.utc(now, "now"))
         eid = c.as_uuid(entry_id)
         if eid is None:
             return None
@@ -473,7 +437,7 @@ class SqliteStore:
         return _dlq(rows[0]) if rows else None
 
     async def dlq_retry(self, entry_id: str, *, now: datetime) -> str | None:
-        at = _ts(c.utc(now, "now"))
+        at = iso_utc(c.utc(now, "now"))
         eid = c.as_uuid(entry_id)
         if eid is None:
             return None
@@ -502,16 +466,48 @@ class SqliteStore:
         return self._purge(
             "DELETE FROM n8n_dlq WHERE id IN ("
             " SELECT id FROM n8n_dlq WHERE expires_at <= ? LIMIT ?)",
-            _ts(c.utc(now, "now")),
+            iso_utc(c.utc(now, "now")),
         )
 
     async def dlq_depth(self, *, now: datetime) -> dict[tuple[str, ErrorCode], int]:
         rows = self._read(
             "SELECT tenant_id, error_code, count(*) FROM n8n_dlq WHERE expires_at > ?"
             " GROUP BY tenant_id, error_code",
-            (_ts(c.utc(now, "now")),),
+            (iso_utc(c.utc(now, "now")),),
         )
         return {(r[0], ErrorCode(r[1])): int(r[2]) for r in rows}
+
+    # -- inspection (StoreInspector: the harness's and tests' reads) ---------------------------
+
+    async def applied_migrations(self) -> list[int]:
+        rows = self._read("SELECT version FROM reliability_migrations ORDER BY version")
+        return [int(r[0]) for r in rows]
+
+    async def is_processed(self, tenant_id: str, event_id: str) -> bool:
+        rows = self._read(
+            "SELECT 1 FROM processed_events WHERE tenant_id = ? AND event_id = ?",
+            (tenant_id, event_id),
+        )
+        return bool(rows)
+
+    async def ledger_row(self, tenant_id: str) -> LedgerRow | None:
+        rows = self._read(
+            f"SELECT {_LEDGER} FROM stripe_event_ledger WHERE tenant_id = ?", (tenant_id,)
+        )
+        return _ledger(rows[0]) if rows else None
+
+    async def outbox_rows(self, *, include_done: bool = False) -> list[OutboxRow]:
+        where = "" if include_done else " WHERE done_at IS NULL"
+        rows = self._read(f"SELECT {_OUTBOX} FROM outbox{where} ORDER BY created_at, id")
+        return [_outbox(r) for r in rows]
+
+    async def delivered_keys(self) -> set[str]:
+        rows = self._read("SELECT idempotency_key FROM outbox WHERE done_at IS NOT NULL")
+        return {r[0] for r in rows}
+
+    async def dlq_rows(self) -> list[DlqEntry]:
+        rows = self._read(f"SELECT {_DLQ} FROM n8n_dlq ORDER BY created_at, id")
+        return [_dlq(r) for r in rows]
 
 
 _RESCHEDULE_SET = (
@@ -525,8 +521,8 @@ _RESCHEDULE_SET = (
 def _reschedule_params(
     next_attempt_at: datetime, hold_until: datetime | None, extra: str | None, *, spent: int
 ) -> tuple[Any, ...]:
-    hold = None if hold_until is None else _ts(c.utc(hold_until, "hold_until"))
-    at = _ts(c.utc(next_attempt_at, "next_attempt_at"))
+    hold = None if hold_until is None else iso_utc(c.utc(hold_until, "hold_until"))
+    at = iso_utc(c.utc(next_attempt_at, "next_attempt_at"))
     return (spent, extra, extra, at, hold, hold is not None)
 
 
@@ -534,8 +530,8 @@ def _insert_outbox(
     db: sqlite3.Connection,
     encoded: Sequence[c.EncodedDelivery],
     at: str,
-    until: str | None = None,
-    token: str | None = None,
+    until: str | None,
+    token: str | None,
 ) -> None:
     db.executemany(
         "INSERT INTO outbox (id, tenant_id, workflow, payload, idempotency_key, event_id,"
@@ -572,54 +568,3 @@ def _statements(script: str, name: str) -> Iterator[str]:
     )
     if leftover:
         raise StoreError(f"migration sqlite/{name} ends with an unfinished statement")
-
-
-def _ts(value: datetime) -> str:
-    """Fixed-width UTC text: text order is time order."""
-    return value.isoformat(timespec="microseconds")
-
-
-def _dt(value: str) -> datetime:
-    return datetime.fromisoformat(value)
-
-
-def _opt_dt(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
-
-
-def _outbox(r: Any) -> OutboxRow:
-    return OutboxRow(
-        id=r[0],
-        tenant_id=r[1],
-        workflow=r[2],
-        payload=json.loads(r[3]),
-        idempotency_key=r[4],
-        event_id=r[5],
-        attempt=r[6],
-        next_attempt_at=_dt(r[7]),
-        locked_until=_opt_dt(r[8]),
-        lease_token=r[9],
-        created_at=_dt(r[10]),
-        errors=c.decode_errors(r[11]),
-        retry_count=r[12],
-        done_at=_opt_dt(r[13]),
-    )
-
-
-def _dlq(r: Any) -> DlqEntry:
-    return DlqEntry(
-        id=r[0],
-        tenant_id=r[1],
-        workflow_name=r[2],
-        payload=json.loads(r[3]),
-        error_message=r[4],
-        error_code=ErrorCode(r[5]),
-        retry_count=r[6] if r[6] is not None else 0,
-        created_at=_dt(r[7]),
-        expires_at=_dt(r[8]),
-        idempotency_key=r[9] if r[9] is not None else f"dlq:{r[0]}",
-        source_outbox_id=r[10],
-        original_created_at=_opt_dt(r[11]),
-        errors=c.decode_errors(r[12]),
-        event_id=r[13],
-    )

@@ -1,4 +1,8 @@
-"""The store contract: every test runs once on SqliteStore and once on PostgresStore."""
+"""The store contract: every test runs once on SqliteStore and once on PostgresStore.
+
+It covers both protocols: `Store` (what the layer calls) and `StoreInspector` (the reads the
+harness and tests make). Rows are set up the way the layer writes them, through `accept_event`.
+"""
 
 from __future__ import annotations
 
@@ -25,8 +29,12 @@ from reliability.store import (
     SqliteStore,
     Store,
     StoreError,
+    StoreInspector,
     StoreUnavailable,
 )
+
+AnyStore = SqliteStore | PostgresStore
+"""Both protocols at once: what the `store` fixture hands out."""
 
 T0 = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -42,10 +50,25 @@ def err(attempt: int, code: ErrorCode = ErrorCode.HTTP_5XX, msg: str = "boom") -
     return AttemptError(attempt, T0 + attempt * S, code, msg)
 
 
+async def put(store: Store, *deliveries: NewDelivery, now: datetime = T0) -> list[str]:
+    """Outbox rows for `deliveries`, written as the intake writes them: one new event (the
+    first delivery's) that fans out to all of them."""
+    first = deliveries[0]
+    assert first.event_id is not None
+    accepted = await store.accept_event(first.tenant_id, first.event_id, deliveries, now=now)
+    assert accepted.new
+    return list(accepted.outbox_ids)
+
+
+async def record(store: Store, tenant: str, event: str, *, now: datetime) -> bool:
+    """Record an event that fans out to no delivery; True if it was new."""
+    return (await store.accept_event(tenant, event, [], now=now)).new
+
+
 async def one_claimed(
     store: Store, n: int = 1, tenant: str = "t1", now: datetime = T0
 ) -> OutboxRow:
-    [oid] = await store.enqueue([delivery(n, tenant)], now=now)
+    [oid] = await put(store, delivery(n, tenant), now=now)
     row = await store.claim(oid, now=now, lease=LEASE)
     assert row is not None
     return row
@@ -61,7 +84,7 @@ async def dead(
     now: datetime = T0,
     ttl: timedelta = TTL,
 ) -> DlqEntry:
-    [oid] = await store.enqueue([delivery(n, tenant, workflow)], now=now)
+    [oid] = await put(store, delivery(n, tenant, workflow), now=now)
     row = await store.claim(oid, now=now, lease=LEASE)
     assert row is not None
     assert row.lease_token is not None
@@ -75,7 +98,12 @@ async def dead(
 # -- migrations, lifecycle -----------------------------------------------------------------------
 
 
-async def test_migrate_twice_is_a_no_op(store: SqliteStore | PostgresStore) -> None:
+async def test_every_store_implements_both_protocols(store: AnyStore) -> None:
+    assert isinstance(store, Store)
+    assert isinstance(store, StoreInspector)
+
+
+async def test_migrate_twice_is_a_no_op(store: AnyStore) -> None:
     before = await store.applied_migrations()
     await store.migrate()
     await store.migrate()
@@ -84,43 +112,45 @@ async def test_migrate_twice_is_a_no_op(store: SqliteStore | PostgresStore) -> N
     assert len(before) >= 1
 
 
-async def test_closed_store_raises_unavailable(store: Store) -> None:
+async def test_closed_store_raises_unavailable(store: AnyStore) -> None:
     await store.ping()
     await store.close()
     with pytest.raises(StoreUnavailable):
         await store.ping()
     with pytest.raises(StoreUnavailable):
-        await store.record_if_new("t1", "evt_1", now=T0)
+        await record(store, "t1", "evt_1", now=T0)
+    with pytest.raises(StoreUnavailable):
+        await store.outbox_rows()
 
 
 # -- replay ledger ---------------------------------------------------------------------------
 
 
-async def test_record_if_new_is_once_per_tenant_and_event(store: Store) -> None:
-    assert await store.record_if_new("t1", "evt_1", now=T0) is True
-    assert await store.record_if_new("t1", "evt_1", now=T0 + S) is False
-    assert await store.record_if_new("t2", "evt_1", now=T0) is True
+async def test_an_event_is_new_once_per_tenant(store: AnyStore) -> None:
+    assert await record(store, "t1", "evt_1", now=T0) is True
+    assert await record(store, "t1", "evt_1", now=T0 + S) is False
+    assert await record(store, "t2", "evt_1", now=T0) is True
     assert await store.is_processed("t1", "evt_1")
     assert not await store.is_processed("t1", "evt_2")
     assert not await store.is_processed("t3", "evt_1")
 
 
-async def test_ledger_row_tracks_the_latest_processed_event(store: Store) -> None:
+async def test_ledger_row_tracks_the_latest_processed_event(store: AnyStore) -> None:
     assert await store.ledger_row("t1") is None
-    await store.record_if_new("t1", "evt_b", now=T0 + 10 * S)
-    await store.record_if_new("t1", "evt_a", now=T0)  # older, out of order: ledger stays
+    await record(store, "t1", "evt_b", now=T0 + 10 * S)
+    await record(store, "t1", "evt_a", now=T0)  # older, out of order: ledger stays
     row = await store.ledger_row("t1")
     assert row is not None
     assert (row.last_processed_event_id, row.last_processed_at) == ("evt_b", T0 + 10 * S)
-    await store.record_if_new("t1", "evt_c", now=T0 + 20 * S)
-    await store.record_if_new("t1", "evt_b", now=T0 + 30 * S)  # duplicate: writes nothing
+    await record(store, "t1", "evt_c", now=T0 + 20 * S)
+    await record(store, "t1", "evt_b", now=T0 + 30 * S)  # duplicate: writes nothing
     row = await store.ledger_row("t1")
     assert row is not None
     assert (row.last_processed_event_id, row.updated_at) == ("evt_c", T0 + 20 * S)
     assert row.last_processed_at.utcoffset() == timedelta(0)
 
 
-async def test_accept_event_writes_ledger_and_outbox_together(store: Store) -> None:
+async def test_accept_event_writes_ledger_and_outbox_together(store: AnyStore) -> None:
     ds = [delivery(1), delivery(2, workflow="other")]
     first = await store.accept_event("t1", "evt_1", ds, now=T0)
     assert first.new
@@ -138,7 +168,7 @@ async def test_accept_event_writes_ledger_and_outbox_together(store: Store) -> N
     assert await store.is_processed("t1", "evt_1")
 
 
-async def test_accept_event_with_a_lease_inserts_the_rows_claimed(store: Store) -> None:
+async def test_accept_event_with_a_lease_inserts_the_rows_claimed(store: AnyStore) -> None:
     ds = [delivery(1), delivery(2)]
     accepted = await store.accept_event("t1", "evt_1", ds, now=T0, lease=LEASE)
     assert [r.id for r in accepted.claimed] == list(accepted.outbox_ids)
@@ -159,20 +189,20 @@ async def test_accept_event_with_a_lease_inserts_the_rows_claimed(store: Store) 
     assert duplicate.claimed == ()
 
 
-async def test_accept_event_without_deliveries_records_only(store: Store) -> None:
+async def test_accept_event_without_deliveries_records_only(store: AnyStore) -> None:
     assert (await store.accept_event("t1", "evt_1", [], now=T0)).new
     assert not (await store.accept_event("t1", "evt_1", [], now=T0)).new
     assert await store.outbox_rows() == []
 
 
-async def test_purge_processed_forgets_old_ids_only(store: Store) -> None:
+async def test_purge_processed_forgets_old_ids_only(store: AnyStore) -> None:
     for i in range(5):
-        await store.record_if_new("t1", f"evt_{i}", now=T0 + i * S)
+        await record(store, "t1", f"evt_{i}", now=T0 + i * S)
     assert await store.purge_processed(older_than=T0 + 3 * S) == 3
     assert await store.purge_processed(older_than=T0 + 3 * S) == 0
     assert not await store.is_processed("t1", "evt_2")
     assert await store.is_processed("t1", "evt_3")
-    assert await store.record_if_new("t1", "evt_0", now=T0 + 9 * S)  # forgotten: new again
+    assert await record(store, "t1", "evt_0", now=T0 + 9 * S)  # forgotten: new again
     assert await store.ledger_row("t1") is not None
 
 
@@ -195,38 +225,36 @@ class Unserialisable:
     ],
 )
 async def test_bad_payload_is_refused_and_nothing_written(
-    store: Store, payload: object, needle: str
+    store: AnyStore, payload: object, needle: str
 ) -> None:
     good = delivery(1)
     bad = NewDelivery("t1", "wf", payload, "key-bad")  # type: ignore[arg-type]
     with pytest.raises(PayloadError, match=needle) as info:
         await store.accept_event("t1", "evt_1", [good, bad], now=T0)
     assert "deliveries[1]" in str(info.value)
-    with pytest.raises(PayloadError, match=needle):
-        await store.enqueue([good, bad], now=T0)
     assert not await store.is_processed("t1", "evt_1")
     assert await store.ledger_row("t1") is None
     assert await store.outbox_rows(include_done=True) == []
 
 
-async def test_payload_at_the_limit_is_accepted(store: Store) -> None:
+async def test_payload_at_the_limit_is_accepted(store: AnyStore) -> None:
     overhead = len('{"x": ""}')
     payload = {"x": "a" * (DEFAULT_PAYLOAD_LIMIT - overhead)}
-    [oid] = await store.enqueue([NewDelivery("t1", "wf", payload, "k")], now=T0)
+    [oid] = await put(store, NewDelivery("t1", "wf", payload, "k", "evt_1"))
     [row] = await store.outbox_rows()
     assert row.id == oid
     assert row.payload == payload
 
 
-async def test_bad_arguments_are_refused_with_their_name(store: Store) -> None:
+async def test_bad_arguments_are_refused_with_their_name(store: AnyStore) -> None:
     with pytest.raises(InvalidInput, match="now must be timezone-aware"):
-        await store.record_if_new("t1", "e", now=datetime(2031, 1, 1))
+        await record(store, "t1", "e", now=datetime(2031, 1, 1))
     with pytest.raises(InvalidInput, match="tenant_id must not be empty"):
-        await store.record_if_new("", "e", now=T0)
+        await record(store, "", "e", now=T0)
     with pytest.raises(InvalidInput, match=r"deliveries\[0\].workflow"):
-        await store.enqueue([NewDelivery("t1", "", {}, "k")], now=T0)
+        await store.accept_event("t1", "e", [NewDelivery("t1", "", {}, "k")], now=T0)
     with pytest.raises(InvalidInput, match="NUL"):
-        await store.record_if_new("t1", "e\x00", now=T0)
+        await record(store, "t1", "e\x00", now=T0)
     with pytest.raises(InvalidInput, match="lease"):
         await store.claim_due(1, now=T0, lease=timedelta(0))
     with pytest.raises(InvalidInput, match="limit"):
@@ -246,10 +274,10 @@ async def test_bad_arguments_are_refused_with_their_name(store: Store) -> None:
 # -- outbox: claims and leases ----------------------------------------------------------------
 
 
-async def test_claim_due_takes_due_rows_oldest_first_up_to_limit(store: Store) -> None:
-    late = await store.enqueue([delivery(1)], now=T0 + 5 * S)
-    early = await store.enqueue([delivery(2), delivery(3)], now=T0)
-    future = await store.enqueue([delivery(4)], now=T0 + 60 * S)
+async def test_claim_due_takes_due_rows_oldest_first_up_to_limit(store: AnyStore) -> None:
+    late = await put(store, delivery(1), now=T0 + 5 * S)
+    early = await put(store, delivery(2), delivery(3), now=T0)
+    future = await put(store, delivery(4), now=T0 + 60 * S)
     got = await store.claim_due(2, now=T0 + 10 * S, lease=LEASE)
     assert [r.id for r in got] == sorted(early)
     assert all(r.locked_until == T0 + 10 * S + LEASE for r in got)
@@ -261,7 +289,7 @@ async def test_claim_due_takes_due_rows_oldest_first_up_to_limit(store: Store) -
     assert await store.claim_due(10, now=T0 + 10 * S, lease=LEASE) == []
 
 
-async def test_a_lapsed_lease_lets_another_claimer_take_the_row(store: Store) -> None:
+async def test_a_lapsed_lease_lets_another_claimer_take_the_row(store: AnyStore) -> None:
     first = await one_claimed(store)  # held until T0 + LEASE
     assert first.lease_token is not None
     assert await store.claim_due(1, now=T0 + LEASE - S, lease=LEASE) == []  # still held
@@ -292,8 +320,8 @@ async def test_a_lapsed_lease_lets_another_claimer_take_the_row(store: Store) ->
     assert await store.dlq_depth(now=T0) == {}
 
 
-async def test_claim_by_id(store: Store) -> None:
-    [oid] = await store.enqueue([delivery(1)], now=T0)
+async def test_claim_by_id(store: AnyStore) -> None:
+    [oid] = await put(store, delivery(1), now=T0)
     assert await store.claim(oid, now=T0 - S, lease=LEASE) is None  # not due yet
     row = await store.claim(oid, now=T0, lease=LEASE)
     assert row is not None
@@ -308,7 +336,7 @@ async def test_claim_by_id(store: Store) -> None:
     assert again.lease_token != row.lease_token
 
 
-async def test_complete_marks_done_and_keeps_the_row(store: Store) -> None:
+async def test_complete_marks_done_and_keeps_the_row(store: AnyStore) -> None:
     row = await one_claimed(store)
     assert row.lease_token is not None
     assert not await store.complete(row.id, "wrong-token", now=T0)
@@ -324,12 +352,12 @@ async def test_complete_marks_done_and_keeps_the_row(store: Store) -> None:
     assert await store.claim(row.id, now=T0 + 999 * S, lease=LEASE) is None
 
 
-async def test_purge_done_removes_old_done_rows_only(store: Store) -> None:
+async def test_purge_done_removes_old_done_rows_only(store: AnyStore) -> None:
     for n in range(3):
         row = await one_claimed(store, n)
         assert row.lease_token is not None
         assert await store.complete(row.id, row.lease_token, now=T0 + n * S)
-    pending = await store.enqueue([delivery(9)], now=T0 - 999 * S)
+    pending = await put(store, delivery(9), now=T0 - 999 * S)
     assert await store.purge_done(older_than=T0 + 2 * S) == 2
     assert await store.purge_done(older_than=T0 + 2 * S) == 0
     rows = await store.outbox_rows(include_done=True)
@@ -338,7 +366,7 @@ async def test_purge_done_removes_old_done_rows_only(store: Store) -> None:
     assert await store.delivered_keys() == {"key-t1-2"}
 
 
-async def test_renew_extends_a_held_lease(store: Store) -> None:
+async def test_renew_extends_a_held_lease(store: AnyStore) -> None:
     row = await one_claimed(store)
     assert row.lease_token is not None
     assert await store.renew(row.id, row.lease_token, until=T0 + 5 * LEASE)
@@ -346,7 +374,7 @@ async def test_renew_extends_a_held_lease(store: Store) -> None:
     assert await store.claim_due(1, now=T0 + 5 * LEASE, lease=LEASE) != []
 
 
-async def test_reschedule_with_hold_keeps_the_lease(store: Store) -> None:
+async def test_reschedule_with_hold_keeps_the_lease(store: AnyStore) -> None:
     row = await one_claimed(store)
     assert row.lease_token is not None
     e1 = err(1, ErrorCode.TIMEOUT, "x" * (MAX_ERROR_MESSAGE + 50))
@@ -368,7 +396,7 @@ async def test_reschedule_with_hold_keeps_the_lease(store: Store) -> None:
     assert [e.attempt for e in again.errors] == [1, 2]
 
 
-async def test_reschedule_without_hold_releases_the_lease(store: Store) -> None:
+async def test_reschedule_without_hold_releases_the_lease(store: AnyStore) -> None:
     row = await one_claimed(store)
     assert row.lease_token is not None
     assert await store.reschedule(row.id, row.lease_token, next_attempt_at=T0 + 5 * S, error=err(1))
@@ -383,7 +411,7 @@ async def test_reschedule_without_hold_releases_the_lease(store: Store) -> None:
     assert not await store.complete(row.id, row.lease_token, now=T0)
 
 
-async def test_snooze_does_not_spend_an_attempt(store: Store) -> None:
+async def test_snooze_does_not_spend_an_attempt(store: AnyStore) -> None:
     row = await one_claimed(store)
     assert row.lease_token is not None
     assert await store.snooze(
@@ -402,7 +430,7 @@ async def test_snooze_does_not_spend_an_attempt(store: Store) -> None:
 # -- dead-letter queue ---------------------------------------------------------------------------
 
 
-async def test_move_to_dlq_moves_atomically_with_history(store: Store) -> None:
+async def test_move_to_dlq_moves_atomically_with_history(store: AnyStore) -> None:
     row = await one_claimed(store)
     assert row.lease_token is not None
     assert await store.reschedule(
@@ -439,7 +467,7 @@ async def test_move_to_dlq_moves_atomically_with_history(store: Store) -> None:
     )
 
 
-async def test_every_error_code_can_be_stored(store: Store) -> None:
+async def test_every_error_code_can_be_stored(store: AnyStore) -> None:
     for n, code in enumerate(ErrorCode):
         entry = await dead(store, n, code=code)
         assert (await store.dlq_get(entry.id, now=T0)) == entry
@@ -447,7 +475,7 @@ async def test_every_error_code_can_be_stored(store: Store) -> None:
     assert depth == {("t1", code): 1 for code in ErrorCode}
 
 
-async def test_dlq_reads_never_show_expired_entries(store: Store) -> None:
+async def test_dlq_reads_never_show_expired_entries(store: AnyStore) -> None:
     short = await dead(store, 1, ttl=10 * S)
     long = await dead(store, 2, ttl=TTL)
     before = T0 + 10 * S - timedelta(microseconds=1)
@@ -468,7 +496,18 @@ async def test_dlq_reads_never_show_expired_entries(store: Store) -> None:
     assert await store.dlq_get(long.id, now=at) == long
 
 
-async def test_dlq_filters_and_unknown_tenant(store: Store) -> None:
+async def test_dlq_rows_shows_every_entry_until_it_is_purged(store: AnyStore) -> None:
+    later = await dead(store, 1, now=T0 + S, ttl=10 * S)
+    first = await dead(store, 2, now=T0, ttl=TTL)
+    assert await store.dlq_rows() == [first, later]
+    expired = T0 + 11 * S
+    assert [e.id for e in (await store.dlq_list(DlqFilter(), now=expired)).entries] == [first.id]
+    assert await store.dlq_rows() == [first, later]  # expired, not yet purged: still there
+    assert await store.dlq_purge_expired(now=expired) == 1
+    assert await store.dlq_rows() == [first]
+
+
+async def test_dlq_filters_and_unknown_tenant(store: AnyStore) -> None:
     a = await dead(store, 1, tenant="a", workflow="w1", code=ErrorCode.TIMEOUT)
     b = await dead(store, 2, tenant="a", workflow="w2", code=ErrorCode.QUOTA)
     c = await dead(store, 3, tenant="b", workflow="w1", code=ErrorCode.TIMEOUT)
@@ -490,7 +529,7 @@ async def test_dlq_filters_and_unknown_tenant(store: Store) -> None:
     assert await store.dlq_retry("not-a-uuid", now=T0) is None
 
 
-async def test_dlq_keyset_pagination_walks_every_entry_once(store: Store) -> None:
+async def test_dlq_keyset_pagination_walks_every_entry_once(store: AnyStore) -> None:
     rng = random.Random(7)
     made = [
         await dead(store, n, now=T0 + rng.randrange(4) * S, tenant=rng.choice("ab"))
@@ -516,7 +555,7 @@ async def test_dlq_keyset_pagination_walks_every_entry_once(store: Store) -> Non
         await store.dlq_list(DlqFilter(), now=T0, after=DlqCursor(T0, "bogus"))
 
 
-async def test_dlq_retry_puts_the_entry_back_once(store: Store) -> None:
+async def test_dlq_retry_puts_the_entry_back_once(store: AnyStore) -> None:
     entry = await dead(store, 1, now=T0)
     oid = await store.dlq_retry(entry.id, now=T0 + S)
     assert oid is not None
@@ -547,7 +586,7 @@ async def test_dlq_retry_puts_the_entry_back_once(store: Store) -> None:
     assert again.source_outbox_id == oid
 
 
-async def test_dlq_depth_counts_unexpired_per_tenant_and_code(store: Store) -> None:
+async def test_dlq_depth_counts_unexpired_per_tenant_and_code(store: AnyStore) -> None:
     await dead(store, 1, tenant="a", code=ErrorCode.TIMEOUT)
     await dead(store, 2, tenant="a", code=ErrorCode.TIMEOUT)
     await dead(store, 3, tenant="a", code=ErrorCode.HTTP_429, ttl=5 * S)
@@ -597,7 +636,7 @@ async def test_ids_come_from_the_injected_factory(store_factory: StoreFactory) -
     rng = random.Random(42)
     expected_rng = random.Random(42)
     store = await store_factory(ids=lambda: str(uuid.UUID(int=rng.getrandbits(128))))
-    oids = await store.enqueue([delivery(1), delivery(2)], now=T0)
+    oids = await put(store, delivery(1), delivery(2), now=T0)
     assert oids == [str(uuid.UUID(int=expected_rng.getrandbits(128))) for _ in range(2)]
     [row] = await store.claim_due(1, now=T0, lease=LEASE)
     assert row.lease_token == str(uuid.UUID(int=expected_rng.getrandbits(128)))
@@ -606,5 +645,6 @@ async def test_ids_come_from_the_injected_factory(store_factory: StoreFactory) -
 async def test_a_bad_ids_factory_is_a_clear_error(store_factory: StoreFactory) -> None:
     store = await store_factory(ids=lambda: "seven")
     with pytest.raises(StoreError, match="ids factory returned 'seven'"):
-        await store.enqueue([delivery(1)], now=T0)
+        await store.accept_event("t1", "evt_1", [delivery(1)], now=T0)
     assert await store.outbox_rows() == []
+    assert not await store.is_processed("t1", "evt_1")

@@ -125,7 +125,7 @@ async def test_8_claimers_drain_10000_rows_and_a_dead_claimers_rows_come_back(
             NewDelivery("t", "wf", {"i": i}, f"k{i}")
             for i in range(chunk * 1000, chunk * 1000 + 1000)
         ]
-        await loader.enqueue(batch, now=T0)
+        assert (await loader.accept_event("t", f"evt_{chunk}", batch, now=T0)).new
 
     doomed = stores()
     held = await doomed.claim_due(100, now=T0, lease=LEASE)
@@ -190,7 +190,8 @@ async def test_two_concurrent_manual_retries_of_one_entry_one_wins(
 ) -> None:
     setup = stores()
     await setup.migrate()
-    [oid] = await setup.enqueue([NewDelivery("t", "wf", {"x": 1}, "k1", "evt_1")], now=T0)
+    delivery = NewDelivery("t", "wf", {"x": 1}, "k1", "evt_1")
+    (oid,) = (await setup.accept_event("t", "evt_1", [delivery], now=T0)).outbox_ids
     row = await setup.claim(oid, now=T0, lease=LEASE)
     assert row is not None
     assert row.lease_token is not None
@@ -229,7 +230,7 @@ async def test_a_killed_connection_mid_transaction_is_typed_and_writes_nothing(
     name = f"victim-{uuid.uuid4().hex[:8]}"
     victim = stores(application_name=name)
     await victim.migrate()
-    assert await victim.record_if_new("t", "evt_0", now=T0)
+    assert (await victim.accept_event("t", "evt_0", [], now=T0)).new
     delivery = NewDelivery("t", "wf", {"x": 1}, "k1", "evt_1")
 
     blocker = await psycopg.AsyncConnection.connect(pg_database.url)
@@ -305,9 +306,10 @@ async def test_schemas_isolate_stores(
     try:
         await mine.migrate()
         await other.migrate()
-        assert await mine.record_if_new("t", "e", now=T0)
-        assert await other.record_if_new("t", "e", now=T0)  # a separate schema: new there too
-        assert not await other.record_if_new("t", "e", now=T0)
+        assert (await mine.accept_event("t", "e", [], now=T0)).new
+        # A separate schema: new there too.
+        assert (await other.accept_event("t", "e", [], now=T0)).new
+        assert not (await other.accept_event("t", "e", [], now=T0)).new
     finally:
         await other.close()
         conn = await psycopg.AsyncConnection.connect(pg_database.url, autocommit=True)
@@ -323,7 +325,8 @@ async def test_times_are_parameters_not_the_server_clock(
     store = stores()
     await store.migrate()
     past = datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC)
-    [oid] = await store.enqueue([NewDelivery("t", "wf", {}, "k")], now=past)
+    delivery = NewDelivery("t", "wf", {}, "k", "evt_1")
+    (oid,) = (await store.accept_event("t", "evt_1", [delivery], now=past)).outbox_ids
     assert await store.claim_due(1, now=past - S, lease=LEASE) == []
     [row] = await store.claim_due(1, now=past, lease=LEASE)
     assert isinstance(row, OutboxRow)

@@ -41,7 +41,7 @@ async def test_open_store_parses_sqlite_urls(
         assert relative.path == "rel.db"
         for store in (absolute, relative, *memory):
             await store.migrate()
-            assert await store.record_if_new("t", "e", now=T0)
+            assert (await store.accept_event("t", "e", [], now=T0)).new
         assert (tmp_path / "abs.db").exists()
         assert (tmp_path / "rel.db").exists()
     finally:
@@ -55,7 +55,8 @@ async def test_a_file_store_uses_wal_and_survives_reopening(tmp_path: Path) -> N
     path = str(tmp_path / "s.db")
     store = SqliteStore(path)
     await store.migrate()
-    [oid] = await store.enqueue([NewDelivery("t", "wf", {"a": [1, 2]}, "k")], now=T0)
+    delivery = NewDelivery("t", "wf", {"a": [1, 2]}, "k", "e")
+    (oid,) = (await store.accept_event("t", "e", [delivery], now=T0)).outbox_ids
     await store.close()
     with sqlite3.connect(path) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
