@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from harness.chaos.invariants import check_run, reproduce_command
-from harness.sim import Hooks, Progress, SimRun, iter_variants, simulate
+from harness.chaos.variants import iter_variants
+from harness.sim import Hooks, Progress, SimRun, simulate
 from harness.sim.scenario import Scenario
 from harness.verdict import InvariantResult
 from reliability.backoff import Strategy

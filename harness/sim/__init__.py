@@ -6,27 +6,26 @@
 
 from __future__ import annotations
 
-from harness.sim.run import (
+from harness.sim.ledger_guard import SeedLedgerGuard
+from harness.sim.records import (
     BreakerOp,
     Checkpoint,
     DlqLife,
     DlqProbe,
     DlqRetry,
+    Records,
+    Send,
+)
+from harness.sim.run import (
     Hooks,
     Progress,
     ProgressBar,
-    Records,
-    SeedLedgerGuard,
-    Send,
     SimRun,
     SimulationError,
-    Trace,
-    derive_rng,
-    herd_settings,
-    iter_variants,
     simulate,
-    uuid4_text,
 )
+from harness.sim.seeds import derive_rng, uuid4_text
+from harness.sim.trace import Trace
 
 __all__ = [
     "BreakerOp",
@@ -44,8 +43,6 @@ __all__ = [
     "SimulationError",
     "Trace",
     "derive_rng",
-    "herd_settings",
-    "iter_variants",
     "simulate",
     "uuid4_text",
 ]
