@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from harness.live.crash import CrashConfig, kill_schedule, run_crash
-from harness.live.stack import resolve_database_url
 
 
 def test_kill_schedule_is_seeded_and_inside_the_run() -> None:
@@ -28,10 +27,10 @@ def test_kill_schedule_is_seeded_and_inside_the_run() -> None:
 
 @pytest.mark.postgres
 @pytest.mark.slow
-async def test_sigkill_mid_delivery_loses_nothing(tmp_path: Path) -> None:
+async def test_sigkill_mid_delivery_loses_nothing(tmp_path: Path, pg_url: str) -> None:
     messages: list[str] = []
     config = CrashConfig(
-        database_url=resolve_database_url(None),
+        database_url=pg_url,
         out_dir=tmp_path,
         seed=11,
         kills=3,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-import os
 import random
 import socket
 import threading
@@ -32,10 +31,6 @@ from harness.vclock import (
 from reliability.clock import Clock
 
 pytest_plugins = ("harness.testing.vclock",)
-
-DATABASE_URL = os.environ.get(
-    "RELIABILITY_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
 
 Trace = list[tuple[float, str, str]]
 
@@ -418,11 +413,12 @@ def test_unheld_wait_on_nothing_is_a_deadlock() -> None:
         run(main)
 
 
-def test_real_postgres_under_virtual_time() -> None:
+@pytest.mark.postgres
+def test_real_postgres_under_virtual_time(pg_url: str) -> None:
     async def main(clock: VirtualClock) -> tuple[list[tuple[int, str]], float, float]:
         timer = asyncio.create_task(clock.sleep(60))
         async with clock.real_io():
-            conn = await psycopg.AsyncConnection.connect(DATABASE_URL, autocommit=True)
+            conn = await psycopg.AsyncConnection.connect(pg_url, autocommit=True)
             async with conn:
 
                 async def query(n: int) -> tuple[int, str]:

@@ -14,7 +14,7 @@ pytest_plugins: tuple[str, ...] = (
 )
 
 _MARKERS = (
-    "postgres: needs a real PostgreSQL (RELIABILITY_TEST_DATABASE_URL or testcontainers)",
+    "postgres: needs a real PostgreSQL (RELIABILITY_TEST_DATABASE_URL, testcontainers or embedded)",
     "faults(profile): fault profile (dict or path) for the fake_n8n / fake_n8n_server fixtures",
     "workflows(path): n8n workflow export(s) the fake n8n fixtures load",
     "seed(n): seed for the fake fixtures and the virtual clock",

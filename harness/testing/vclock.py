@@ -3,7 +3,7 @@
     async def test_ttl(virtual_clock: VirtualClock) -> None:
         await virtual_clock.sleep(86_400)  # returns at once; monotonic() moved a day
 
-Such a test must run on a `VirtualEventLoop`. pytest-asyncio (>= 1.3) builds each test's loop
+Such a test must run on a `VirtualEventLoop`. pytest-asyncio (>= 1.4) builds each test's loop
 from the `pytest_asyncio_loop_factories` hook, asked once per test item; this plugin answers
 "virtual" for items whose fixture closure contains `virtual_clock` (so async fixtures of that
 test share the virtual loop) and, as a last resort, plain `asyncio.new_event_loop` for all
@@ -12,6 +12,8 @@ still wins, because ours for them comes last. A sync test cannot use `virtual_cl
 no loop to put it on): it calls `harness.vclock.run(...)` instead.
 
 Override the `virtual_clock_start` fixture to change the wall instant the clock starts at.
+Without pytest-asyncio >= 1.4 (the `pytest` extra) this module still loads: only the tests that
+use `virtual_clock` fail, with a message naming the extra.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 import pytest
-import pytest_asyncio
 
+from harness.testing.asyncio_support import async_fixture
 from harness.vclock import DEFAULT_START, VirtualClock, VirtualEventLoop
 
 __all__ = ["virtual_clock", "virtual_clock_start"]
@@ -40,7 +42,7 @@ def virtual_clock_start() -> datetime:
     return DEFAULT_START
 
 
-@pytest_asyncio.fixture
+@async_fixture()
 async def virtual_clock(virtual_clock_start: datetime) -> VirtualClock:
     """A `VirtualClock` on the test's own event loop, which is a `VirtualEventLoop`."""
     loop = asyncio.get_running_loop()

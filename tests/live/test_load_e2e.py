@@ -14,16 +14,20 @@ import psycopg
 import pytest
 from process_support import running, wait_for
 
-from harness.live.stack import DATABASE_ENV_VAR, resolve_database_url
-
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 _STARTED = re.compile(r"^started (?P<name>[\w-]+): pid (?P<pid>\d+)", re.MULTILINE)
 _SCHEMA = re.compile(r"^database: schema (\w+)", re.MULTILINE)
 
 
-def schema_exists(name: str) -> bool:
-    with psycopg.connect(resolve_database_url(None)) as conn:
+@pytest.fixture
+def env(pg_url: str) -> dict[str, str]:
+    """The environment of a `load` run on the test session's server."""
+    return {**os.environ, "RELIABILITY_DATABASE_URL": pg_url}
+
+
+def schema_exists(url: str, name: str) -> bool:
+    with psycopg.connect(url) as conn:
         row = conn.execute(
             "SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s", (name,)
         ).fetchone()
@@ -34,11 +38,7 @@ def load(out: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "harness", "load", "--out", str(out), *args]
 
 
-def env() -> dict[str, str]:
-    return {**os.environ, DATABASE_ENV_VAR: resolve_database_url(None)}
-
-
-def assert_all_gone(stderr: str) -> dict[str, list[int]]:
+def assert_all_gone(stderr: str, url: str) -> dict[str, list[int]]:
     started: dict[str, list[int]] = {}
     for m in _STARTED.finditer(stderr):
         started.setdefault(m["name"], []).append(int(m["pid"]))
@@ -46,11 +46,13 @@ def assert_all_gone(stderr: str) -> dict[str, list[int]]:
     assert wait_for(lambda: not any(running(p) for p in pids), 10), started
     schema = _SCHEMA.search(stderr)
     assert schema is not None
-    assert not schema_exists(schema.group(1))
+    assert not schema_exists(url, schema.group(1))
     return started
 
 
-def test_short_run_writes_results_checks_invariants_and_judges_thresholds(tmp_path: Path) -> None:
+def test_short_run_writes_results_checks_invariants_and_judges_thresholds(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
     thresholds = tmp_path / "thresholds.yaml"
     thresholds.write_text(
         "max_failure_ratio: 0.0\nmin_requests: 10\n"
@@ -64,14 +66,14 @@ def test_short_run_writes_results_checks_invariants_and_judges_thresholds(tmp_pa
         capture_output=True,
         text=True,
         timeout=180,
-        env=env(),
+        env=env,
         check=False,
     )
     # Everything held except the impossible threshold: exit 1, and it is named in the table.
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "min_requests (dlq retry)" in proc.stdout
     assert proc.stdout.count("FAILED") == 2  # that threshold's line and the verdict
-    started = assert_all_gone(proc.stderr)
+    started = assert_all_gone(proc.stderr, env["RELIABILITY_DATABASE_URL"])
     assert set(started) == {"fake-n8n", "service-0", "locust"}
 
     for name in ("locust_stats.csv", "locust_stats.json", "locust_stats_history.csv", "stats.csv"):
@@ -111,7 +113,9 @@ def test_short_run_writes_results_checks_invariants_and_judges_thresholds(tmp_pa
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_stops_every_process(tmp_path: Path, sig: signal.Signals) -> None:
+def test_interrupt_stops_every_process(
+    tmp_path: Path, sig: signal.Signals, env: dict[str, str]
+) -> None:
     out = tmp_path / "out"
     err = tmp_path / "stderr.txt"
     with err.open("w") as fh:
@@ -119,7 +123,7 @@ def test_interrupt_stops_every_process(tmp_path: Path, sig: signal.Signals) -> N
             load(out, "--users", "2", "--spawn-rate", "2", "--duration", "5m", "--workers", "1"),
             stdout=subprocess.DEVNULL,
             stderr=fh,
-            env=env(),
+            env=env,
         )
     try:
         assert wait_for(lambda: "locust: " in err.read_text(), 60), err.read_text()
@@ -130,20 +134,20 @@ def test_interrupt_stops_every_process(tmp_path: Path, sig: signal.Signals) -> N
             proc.kill()
     text = err.read_text()
     assert "interrupted; every process stopped" in text
-    started = assert_all_gone(text)
+    started = assert_all_gone(text, env["RELIABILITY_DATABASE_URL"])
     assert set(started) == {"fake-n8n", "service-0", "locust", "locust-worker"}
 
 
-def test_failure_after_start_stops_every_process(tmp_path: Path) -> None:
+def test_failure_after_start_stops_every_process(tmp_path: Path, env: dict[str, str]) -> None:
     proc = subprocess.run(
         load(tmp_path / "out", "--ready-timeout", "0.001s"),
         capture_output=True,
         text=True,
         timeout=60,
-        env=env(),
+        env=env,
         check=False,
     )
     assert proc.returncode == 3
     assert "fake-n8n not ready" in proc.stderr
-    started = assert_all_gone(proc.stderr)
+    started = assert_all_gone(proc.stderr, env["RELIABILITY_DATABASE_URL"])
     assert started == {"fake-n8n": started["fake-n8n"]}

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.testing.postgres import ENV_VAR, PgUnavailable, resolve_database_url
+from harness.testing.postgres import ENV_VAR, PgUnavailable, choose_server, resolve_database_url
 from reliability.errors import ErrorCode
 from reliability.store import MAX_ERROR_MESSAGE, AttemptError, PayloadError
 from reliability.store._common import bound, crossed, decode_errors, encode_payload, errors_json
@@ -82,9 +83,39 @@ def test_pg_url_falls_back_to_a_container_when_docker_answers() -> None:
     assert url == "postgresql://c@h/db"
 
 
-def test_pg_url_fails_naming_both_ways() -> None:
+def test_pg_url_falls_back_to_the_embedded_server_in_the_run_directory(tmp_path: Path) -> None:
+    started: list[Path] = []
+
+    def start(data_dir: Path) -> str:
+        started.append(data_dir)
+        return "postgresql://postgres:@/postgres?host=/x"
+
+    url = resolve_database_url(
+        {ENV_VAR: " "},
+        docker_answers=lambda: False,
+        embedded_installed=lambda: True,
+        embedded_dir=tmp_path,
+        start_embedded_server=start,
+    )
+    assert url == "postgresql://postgres:@/postgres?host=/x"
+    assert started == [tmp_path / "data"]
+
+
+def test_pg_url_fails_naming_every_way() -> None:
     with pytest.raises(PgUnavailable) as info:
-        resolve_database_url({ENV_VAR: "  "}, docker_answers=lambda: False)
+        resolve_database_url(
+            {ENV_VAR: "  "}, docker_answers=lambda: False, embedded_installed=lambda: False
+        )
     assert ENV_VAR in str(info.value)
     assert "testcontainers" in str(info.value)
     assert "Docker" in str(info.value)
+    assert "reliability-harness[embedded-pg]" in str(info.value)
+
+
+def test_the_server_choice_follows_the_documented_order() -> None:
+    url = {ENV_VAR: "postgresql://u@h/db"}
+    yes, no = (lambda: True), (lambda: False)
+    assert choose_server(url, docker_answers=yes, embedded_installed=yes) == "url"
+    assert choose_server({}, docker_answers=yes, embedded_installed=yes) == "testcontainers"
+    assert choose_server({}, docker_answers=no, embedded_installed=yes) == "embedded"
+    assert choose_server({}, docker_answers=no, embedded_installed=no) == "none"
