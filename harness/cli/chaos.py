@@ -1,38 +1,40 @@
 """`reliability-harness chaos`: run the scenario catalogue, check every invariant, gate CI.
 
     reliability-harness chaos [--scenario NAME|FILE ...] [--seed N] [--database-url URL]
-                              [--out DIR] [--quiet] [--jobs N]
+                              [--out DIR] [--quiet] [--jobs N] [--list]
 
-Runs the default catalogue (every `scenarios/catalogue/*.yaml`) on the embedded store unless
-told otherwise, shows a progress bar over simulated time (stderr, TTY only), prints a summary
-table, writes `results.json` and `junit.xml` under `--out`, and exits 1 when any invariant
-broke (2 when a scenario file is invalid).
+Runs the default catalogue (every `scenarios/catalogue/*.yaml`) on the embedded SQLite store
+unless told otherwise (`--database-url embedded` runs on an embedded PostgreSQL 16), shows
+progress over simulated time on stderr (a bar on a terminal, a plain line every 10 s
+elsewhere), prints a summary table, writes `results.json` and `junit.xml` under `--out`, and
+exits 1 when any invariant broke (2 when a scenario file is invalid).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import shlex
 import sys
 import time
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from harness.chaos.results import (
-    render_counterexample,
-    results_document,
-    run_scenario,
-    write_json,
-    write_junit,
-)
-from harness.sim import Progress, ProgressBar
-from harness.sim.scenario import CATALOGUE, Scenario, ScenarioError, find_scenario, load_catalogue
+from harness.cli.exits import BAD_INPUT, BROKEN, OK
+from harness.cli.progress import ProgressPrinter
+
+if TYPE_CHECKING:
+    from harness.sim import Progress
+    from harness.sim.scenario import Scenario
 
 __all__ = ["main", "register", "run_chaos"]
+
+EMBEDDED = "embedded"
+"""`--database-url embedded`: an embedded PostgreSQL 16 for the run (`harness.live.embedded`)."""
 
 
 def register(subparsers: Any) -> None:
@@ -45,41 +47,92 @@ def register(subparsers: Any) -> None:
         "--scenario",
         action="append",
         metavar="NAME|FILE",
-        help=f"a catalogue name or a YAML file; repeatable (default: all of {CATALOGUE})",
+        help="a catalogue name or a YAML file; repeatable (default: the whole catalogue, "
+        "see --list)",
     )
+    parser.add_argument("--list", action="store_true", help="list the catalogue and exit")
     parser.add_argument("--seed", type=int, help="override every scenario's seed")
     parser.add_argument(
         "--database-url",
         metavar="URL",
-        help="run on this PostgreSQL (each run in its own schema) instead of the embedded store",
+        help="run on this PostgreSQL (each run in its own schema) instead of the embedded "
+        "SQLite store; `embedded` starts an embedded PostgreSQL 16 for the run",
+    )
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="with --database-url embedded: keep the server's data here (default: a temporary "
+        "directory, removed at exit)",
     )
     parser.add_argument(
         "--out", default="out/chaos", metavar="DIR", help="where results.json and junit.xml go"
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.add_argument(
         "--jobs",
         type=int,
         default=min(2, os.cpu_count() or 1),
         metavar="N",
         help="scenarios run in N worker processes (default: 2 or the CPU count if lower); "
-        "with 1, progress bars over simulated time are shown",
+        "with 1, progress is shown per scenario",
     )
     parser.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.list:
+        return list_catalogue(sys.stdout)
     argv = ["reliability-harness", "chaos", *sys.argv[2:]] if len(sys.argv) > 1 else []
     command = shlex.join(argv) if argv else "reliability-harness chaos"
-    return run_chaos(
-        scenarios=args.scenario,
-        seed=args.seed,
-        database_url=args.database_url,
-        out=Path(args.out),
-        quiet=args.quiet,
-        jobs=max(1, args.jobs),
-        command=command,
-    )
+    if args.data_dir is not None and args.database_url != EMBEDDED:
+        sys.stderr.write("reliability-harness chaos: --data-dir needs --database-url embedded\n")
+        return BAD_INPUT
+    with _database(args.database_url, args.data_dir) as database_url:
+        return run_chaos(
+            scenarios=args.scenario,
+            seed=args.seed,
+            database_url=database_url,
+            out=Path(args.out),
+            quiet=args.quiet,
+            jobs=max(1, args.jobs),
+            command=command,
+        )
+
+
+@contextlib.contextmanager
+def _database(url: str | None, data_dir: str | None) -> Iterator[str | None]:
+    if url != EMBEDDED:
+        yield url
+        return
+    from harness.live.embedded import embedded_postgres
+
+    where = Path(data_dir) if data_dir is not None else None
+    announce = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    with embedded_postgres(where, announce=announce) as pg:
+        yield pg.url
+
+
+def _one_line(text: str, width: int = 90) -> str:
+    """The first sentence of `text`, cut at a word to fit `width`."""
+    flat = " ".join(text.split())
+    first = flat.split(". ")[0].rstrip(".")
+    if len(first) <= width:
+        return first
+    return first[: width - 3].rsplit(" ", 1)[0] + "..."
+
+
+def list_catalogue(stream: TextIO) -> int:
+    """Print every catalogue scenario: name, events, simulated hours, one-line description."""
+    from harness.sim.scenario import load_catalogue
+
+    scenarios = load_catalogue()
+    width = max(len(sc.name) for sc in scenarios)
+    for sc in scenarios:
+        events = sc.traffic.events + sum(b.events for b in sc.traffic.bursts)
+        hours = sc.end / 3600
+        figures = f"{events:>7,} events {hours:>5.1f} h"
+        stream.write(f"{sc.name:<{width}}  {figures}  {_one_line(sc.description)}\n")
+    return OK
 
 
 def run_chaos(
@@ -95,6 +148,14 @@ def run_chaos(
     stderr: TextIO | None = None,
 ) -> int:
     """The command's body, callable from Python (tests use it)."""
+    from harness.chaos.results import (
+        render_counterexample,
+        results_document,
+        write_json,
+        write_junit,
+    )
+    from harness.sim.scenario import ScenarioError, find_scenario, load_catalogue
+
     so = stdout if stdout is not None else sys.stdout
     se = stderr if stderr is not None else sys.stderr
     try:
@@ -102,11 +163,15 @@ def run_chaos(
             [find_scenario(s) for s in scenarios] if scenarios else load_catalogue()
         )
     except ScenarioError as exc:
-        se.write(f"error: {exc}\n")
-        return 2
+        se.write(f"reliability-harness chaos: error: {exc}\n")
+        return BAD_INPUT
     if database_url is not None and not database_url.startswith(("postgresql://", "postgres://")):
-        se.write(f"error: --database-url must be a postgresql:// URL, got {database_url!r}\n")
-        return 2
+        se.write(
+            f"reliability-harness chaos: error: --database-url must be a postgresql:// URL "
+            f"or {EMBEDDED}, "
+            f"got {database_url!r}\n"
+        )
+        return BAD_INPUT
     started = time.perf_counter()
     if jobs > 1 and len(chosen) > 1:
         docs = _run_parallel(chosen, seed, database_url, jobs, quiet=quiet, stderr=se)
@@ -130,7 +195,7 @@ def run_chaos(
         f"\n{len(docs)} scenario(s), {broken} with broken invariants, "
         f"{total:.1f} s wall; results in {out / 'results.json'} and {out / 'junit.xml'}\n"
     )
-    return 1 if broken else 0
+    return BROKEN if broken else OK
 
 
 def _run_one(
@@ -146,8 +211,11 @@ def _run_one(
 
     Progress goes to a bar on `stream` (`show`), or into `shared[name]` as the fraction of the
     scenario's simulated time done (a worker reporting to the parent's combined bar)."""
+    from harness.chaos.results import run_scenario
+
     variants = _variants(sc)
     started = [0]
+    printers: list[ProgressPrinter] = []
 
     def bar(label: str) -> Progress | None:
         if shared is not None:
@@ -161,9 +229,14 @@ def _run_one(
         if not show:
             return None
         name = sc.name if label == sc.name else f"{sc.name}/{label}"
-        return ProgressBar(name, stream=stream)
+        printers.append(ProgressPrinter(name, stream=stream))
+        return printers[-1]
 
-    return run_scenario(sc, seed=seed, store_url=database_url, progress=bar).to_json()
+    try:
+        return run_scenario(sc, seed=seed, store_url=database_url, progress=bar).to_json()
+    finally:
+        for printer in printers:
+            printer.close()
 
 
 def _variants(sc: Scenario) -> int:
@@ -188,11 +261,11 @@ def _run_parallel(
 ) -> list[dict[str, Any]]:
     """Scenarios on `jobs` worker processes, biggest first; results in catalogue order.
 
-    The workers report progress into a shared mapping; a combined bar over simulated time is
-    drawn on stderr (when it is a TTY)."""
+    The workers report progress into a shared mapping; the combined progress over simulated
+    time goes to stderr (a bar on a terminal, plain lines elsewhere)."""
     docs: dict[int, dict[str, Any]] = {}
     order = sorted(range(len(chosen)), key=lambda i: -_cost(chosen[i]))
-    draw = ProgressBar("catalogue", stream=stderr, enabled=None if not quiet else False)
+    draw = ProgressPrinter("catalogue", stream=stderr, mode="off" if quiet else None)
     with multiprocessing.Manager() as manager, ProcessPoolExecutor(max_workers=jobs) as pool:
         shared: MutableMapping[str, float] = manager.dict()
         futures = {
@@ -212,6 +285,7 @@ def _run_parallel(
                 shared[chosen[i].name] = 1.0
             progress = dict(shared)
             draw(sum(weights[n] * progress.get(n, 0.0) for n in weights) / total)
+    draw.close()
     return [docs[i] for i in range(len(chosen))]
 
 

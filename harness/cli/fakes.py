@@ -12,17 +12,19 @@ import argparse
 import asyncio
 import json
 import sys
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
 
+from harness.cli.exits import BROKEN, INTERNAL, OK
 from harness.fakes.faults import FaultProfileError, load_profile
 from harness.fakes.n8n import DEFAULT_WORKFLOWS, FakeN8n, FakeN8nServer
 from harness.fakes.n8n_export import Credential, WorkflowError
-from harness.fakes.stripe import EVENT_TYPES, SCENARIOS, FakeStripe
+from harness.fakes.stripe import EVENT_TYPES, SCENARIOS, DeliveryAnswer, FakeStripe
 
-__all__ = ["register"]
+__all__ = ["SendVerdict", "judge_answers", "register"]
 
 
 def register(subparsers: Any) -> None:
@@ -72,7 +74,9 @@ def register(subparsers: Any) -> None:
         "send",
         help="deliver events (optionally with a delivery fault) to a URL",
         description="Deliver realistic, signed Stripe events to URL; prints one JSON line per "
-        "answer. Exits 1 when the endpoint accepted a request it should have rejected.",
+        "answer. Exits 1 when the endpoint accepted a request it should have rejected or did "
+        "not accept (2xx, after the retries of --schedule) a delivery it should have accepted, "
+        "3 when it never answered.",
     )
     send.add_argument("--to", required=True, metavar="URL", help="endpoint ({tenant} expands)")
     send.add_argument("--secret", required=True, help="the endpoint's signing secret (whsec_...)")
@@ -152,18 +156,46 @@ def _fake_stripe_send(args: argparse.Namespace) -> int:
         seed=args.seed, secrets={args.tenant: args.secret}, schedule=schedule, timeout=args.timeout
     )
     answers = asyncio.run(_send(stripe, args))
-    wrongly_accepted = 0
     for answer in answers:
         print(json.dumps(answer.to_json()))
-        if answer.expect == "reject" and answer.ok:
-            wrongly_accepted += 1
-    ok = sum(a.ok for a in answers)
-    print(
-        f"{len(answers)} requests, {ok} answered 2xx, {wrongly_accepted} accepted that should "
-        "have been rejected",
-        file=sys.stderr,
-    )
-    return 1 if wrongly_accepted else 0
+    verdict = judge_answers(answers)
+    print(verdict.summary, file=sys.stderr)
+    if not any(a.status is not None for a in answers):
+        return INTERNAL
+    return BROKEN if verdict.wrongly_accepted or verdict.not_accepted else OK
+
+
+@dataclass(frozen=True, slots=True)
+class SendVerdict:
+    """How the endpoint's answers compare with what a correct endpoint does."""
+
+    requests: int
+    answered_2xx: int
+    wrongly_accepted: int
+    """Requests that should have been rejected (bad signature, stale replay...) but got a 2xx."""
+    not_accepted: int
+    """Deliveries that should have been accepted (new events, duplicates to dedupe) whose every
+    attempt failed (no 2xx, transport errors included)."""
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"{self.requests} requests, {self.answered_2xx} answered 2xx, "
+            f"{self.wrongly_accepted} accepted that should have been rejected, "
+            f"{self.not_accepted} deliveries not accepted that should have been"
+        )
+
+
+def judge_answers(answers: Sequence[DeliveryAnswer]) -> SendVerdict:
+    """Group the answers into deliveries (a delivery's attempts count up from 0) and judge."""
+    deliveries: list[list[DeliveryAnswer]] = []
+    for answer in answers:
+        if answer.attempt == 0 or not deliveries:
+            deliveries.append([])
+        deliveries[-1].append(answer)
+    wrong = sum(1 for a in answers if a.expect == "reject" and a.ok)
+    missed = sum(1 for d in deliveries if d[0].expect != "reject" and not any(a.ok for a in d))
+    return SendVerdict(len(answers), sum(a.ok for a in answers), wrong, missed)
 
 
 async def _send(stripe: FakeStripe, args: argparse.Namespace) -> list[Any]:

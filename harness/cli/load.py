@@ -3,6 +3,8 @@
 Both validate every argument before anything starts, stop every process they started on exit
 (also on Ctrl-C, SIGTERM and failure), and exit 0 when every threshold and invariant held, 1 when
 one broke, 2 on bad input, 3 when the run itself could not be carried out, 130 when interrupted.
+The server is `--database-url`, else `RELIABILITY_DATABASE_URL`, else an embedded PostgreSQL 16
+started for the run (`--data-dir`, printed; the `embedded-pg` extra).
 """
 
 from __future__ import annotations
@@ -10,14 +12,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
+from harness.cli.exits import BROKEN, INTERRUPTED, OK, require
 from harness.fakes.faults import FaultProfileError, load_profile
-from harness.live.crash import CrashConfig, CrashOutcome, run_crash
+from harness.live.crash import CrashConfig, run_crash
+from harness.live.embedded import EmbeddedUnavailable, embedded_postgres
 from harness.live.load import (
     DEFAULT_LOCUSTFILE,
     DEFAULT_SHARES,
@@ -27,19 +33,16 @@ from harness.live.load import (
     LoadError,
     load_thresholds,
     parse_duration,
+    preflight,
     run_load,
 )
-from harness.live.stack import StackError, ensure_port_free, resolve_database_url
+from harness.live.stack import StackError, ensure_port_free
 
-__all__ = ["register"]
+__all__ = ["database", "register"]
 
 _T = TypeVar("_T")
 
-EXIT_OK = 0
-EXIT_BROKEN = 1
-EXIT_INPUT = 2
-EXIT_RUN = 3
-EXIT_INTERRUPTED = 130
+DATABASE_ENV_VAR: Final = "RELIABILITY_DATABASE_URL"
 
 
 def register(subparsers: Any) -> None:
@@ -65,7 +68,7 @@ def register(subparsers: Any) -> None:
         help="thresholds YAML (default loadtests/thresholds.yaml)",
     )
     load.add_argument("--out", metavar="DIR", default="out/load", help="results directory")
-    load.add_argument("--database-url", metavar="URL", help="PostgreSQL server URL")
+    _database_options(load)
     load.add_argument("--tenants", type=int, default=5, help="tenants (default 5)")
     load.add_argument(
         "--concurrency-limit", type=int, default=5, help="per-tenant n8n concurrency (default 5)"
@@ -128,10 +131,45 @@ def register(subparsers: Any) -> None:
     crash.add_argument("--rate", type=float, default=30.0, help="new events per second")
     crash.add_argument("--tenants", type=int, default=3)
     crash.add_argument("--faults", metavar="FILE", help="fault profile (default: slow, failing)")
-    crash.add_argument("--database-url", metavar="URL", help="PostgreSQL server URL")
+    _database_options(crash)
     crash.add_argument("--out", metavar="DIR", default="out/crash")
     crash.add_argument("--keep-schema", action="store_true")
     crash.set_defaults(func=_cmd_crash)
+
+
+def _database_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help=f"PostgreSQL server URL (default: ${DATABASE_ENV_VAR}, else an embedded "
+        "PostgreSQL 16 started for the run)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="the embedded server's data directory, kept after the run (default: a temporary "
+        "directory, removed at exit)",
+    )
+
+
+@contextlib.contextmanager
+def database(
+    url: str | None, data_dir: str | None, *, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """The server URL for a run: `url`, else `$RELIABILITY_DATABASE_URL`, else an embedded
+    server for the block's duration (its data directory printed on stderr)."""
+    found = url or (os.environ if env is None else env).get(DATABASE_ENV_VAR, "").strip()
+    if found:
+        if data_dir is not None:
+            raise LoadError("--data-dir is for the embedded server; drop it or --database-url")
+        yield found
+        return
+    announce = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        with embedded_postgres(Path(data_dir) if data_dir else None, announce=announce) as pg:
+            yield pg.url
+    except EmbeddedUnavailable as exc:
+        raise LoadError(f"no --database-url or ${DATABASE_ENV_VAR}, and {exc}") from None
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
@@ -162,7 +200,7 @@ def _interval(text: str) -> float:
     return parse_duration(text, what="--cron-drain-every")
 
 
-def build_load_config(args: argparse.Namespace) -> LoadConfig:
+def build_load_config(args: argparse.Namespace, database_url: str) -> LoadConfig:
     """Turn the parsed arguments into a validated `LoadConfig`; raises `LoadError`."""
     shares: dict[str, float] = {}
     for key, raw in _pairs(args.share, "--share").items():
@@ -184,7 +222,7 @@ def build_load_config(args: argparse.Namespace) -> LoadConfig:
         spawn_rate=args.spawn_rate,
         duration=parse_duration(args.duration),
         out_dir=Path(args.out),
-        database_url=resolve_database_url(args.database_url),
+        database_url=database_url,
         thresholds=load_thresholds(args.thresholds),
         faults_file=faults,
         workers=args.workers,
@@ -241,36 +279,57 @@ class _Outcome(Protocol):
     def results_path(self) -> Path: ...
 
 
-def _run_job(job: str, make: Callable[[], Coroutine[Any, Any, _Outcome]]) -> int:
-    """Run one `load`/`crash` job, print its table and verdict, and map it to an exit code."""
+def _run_job(
+    job: str, args: argparse.Namespace, make: Callable[[str], Coroutine[Any, Any, _Outcome]]
+) -> int:
+    """Run one validated `load`/`crash` job on its database (`make(url)`), print its table and
+    verdict, and map it to an exit code."""
+
+    async def body() -> _Outcome:
+        with database(args.database_url, args.data_dir) as url:
+            return await make(url)
+
     try:
-        outcome = run_interruptible(make())
+        outcome = run_interruptible(body())
     except LoadError as exc:
         print(f"reliability-harness {job}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"reliability-harness {job}: interrupted; every process stopped", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return INTERRUPTED
     print(outcome.table)
     verdict = "PASSED" if outcome.passed else "FAILED"
     print(f"\n{job} test {verdict}; results in {outcome.results_path}")
-    return EXIT_OK if outcome.passed else EXIT_BROKEN
+    return OK if outcome.passed else BROKEN
+
+
+def _input_error(job: str, exc: LoadError) -> int:
+    print(f"reliability-harness {job}: error: {exc}", file=sys.stderr)
+    return exc.exit_code
 
 
 def _cmd_load(args: argparse.Namespace) -> int:
-    return _run_job("load", lambda: run_load(build_load_config(args)))
+    require("locust")
+    require("starlette")
+    try:  # every argument is checked before a server or a process starts
+        config = build_load_config(args, database_url="")
+        preflight(config)
+    except LoadError as exc:
+        return _input_error("load", exc)
+    return _run_job("load", args, lambda url: run_load(replace(config, database_url=url)))
 
 
 def _cmd_crash(args: argparse.Namespace) -> int:
-    def make() -> Coroutine[Any, Any, CrashOutcome]:
-        faults = Path(args.faults) if args.faults else None
+    require("starlette")
+    faults = Path(args.faults) if args.faults else None
+    try:
         if faults is not None:
             try:
                 load_profile(faults)
             except FaultProfileError as exc:
                 raise LoadError(f"--faults: {exc}") from None
         config = CrashConfig(
-            database_url=resolve_database_url(args.database_url),
+            database_url="",
             out_dir=Path(args.out),
             seed=args.seed,
             kills=args.kills,
@@ -280,6 +339,6 @@ def _cmd_crash(args: argparse.Namespace) -> int:
             faults_file=faults,
             keep_schema=args.keep_schema,
         )
-        return run_crash(config)
-
-    return _run_job("crash", make)
+    except LoadError as exc:
+        return _input_error("crash", exc)
+    return _run_job("crash", args, lambda url: run_crash(replace(config, database_url=url)))

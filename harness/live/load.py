@@ -52,7 +52,7 @@ from harness.live.stack import (
 )
 from harness.verdict import InvariantResult
 from reliability.clock import Clock, SystemClock
-from reliability.config import DEFAULT_ROUTES
+from reliability.config import DEFAULT_ROUTES, Settings
 
 __all__ = [
     "DEFAULT_LOCUSTFILE",
@@ -72,10 +72,12 @@ __all__ = [
     "load_thresholds",
     "parse_duration",
     "parse_thresholds",
+    "preflight",
     "read_history",
     "read_stats",
     "render_table",
     "run_load",
+    "validate",
     "write_stats_csv",
 ]
 
@@ -627,6 +629,17 @@ def _environment(stack: Stack) -> dict[str, Any]:
         "postgres": server,
         "loopback": LOOPBACK,
     }
+
+
+def preflight(config: LoadConfig) -> Settings:
+    """`validate` plus the service's own settings and tenants, checked the way the service
+    will: what can fail before a server or a process starts; raises `LoadError`."""
+    validate(config)
+    stack = Stack(_stack_config(config), Supervisor(config.out_dir / "logs"))
+    try:
+        return stack.validate()
+    except StackError as exc:
+        raise LoadError(str(exc)) from None
 
 
 async def run_load(

@@ -52,8 +52,8 @@ def async_fixture(**options: Any) -> Callable[[_F], _F]:
         if reason is None:
             import pytest_asyncio
 
-            made: _F = pytest_asyncio.fixture(**options)(func)
-            return made
+            wrap: Callable[[_F], _F] = pytest_asyncio.fixture(**options)
+            return wrap(func)
         name = func.__name__
         message = f"the {name} fixture {reason}"
 

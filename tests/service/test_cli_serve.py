@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -13,9 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from harness import cli
-from harness.cli import serve as cli_serve
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def no_uvicorn(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("uvicorn was started on a bad config")
 
-    monkeypatch.setattr(cli_serve.uvicorn, "run", refuse)
+    monkeypatch.setattr(uvicorn, "run", refuse)
     for key in list(os.environ):
         if key.startswith(("N8N_", "RELIABILITY_")) or key == "CRON_SECRET":
             monkeypatch.delenv(key)
@@ -69,11 +70,50 @@ def _free_port() -> int:
         return port
 
 
+def wait_until_up(proc: subprocess.Popen[str], base: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while True:  # poll until it answers (bounded)
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, "serve did not come up"
+        time.sleep(0.1)
+
+
+def serve_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("N8N_", "RELIABILITY_"))}
+    env.pop("CRON_SECRET", None)
+    return {**env, "PYTHONPATH": str(Path(cli.__file__).resolve().parents[2])}
+
+
+def test_serve_without_a_database_url_runs_on_an_embedded_postgres(tmp_path: Path) -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "serve", "--port", str(port), "--no-access-log"],
+        cwd=tmp_path,
+        env=serve_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until_up(proc, f"http://127.0.0.1:{port}")
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    said = re.search(r"embedded PostgreSQL 16 \(pgserver\): started with data in (\S+)", err)
+    assert said is not None, err
+    assert not Path(said.group(1)).exists()  # stopped and removed at exit
+    assert not list(tmp_path.iterdir())  # no SQLite file either
+
+
 def test_serve_runs_the_app(tmp_path: Path) -> None:
     port = _free_port()
     (tmp_path / ".env").write_text("CRON_SECRET=from-dotenv-secret\nN8N_MAX_RETRIES=1\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("N8N_", "RELIABILITY_"))}
-    env.pop("CRON_SECRET", None)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -86,29 +126,20 @@ def test_serve_runs_the_app(tmp_path: Path) -> None:
             f"sqlite:///{tmp_path}/serve.db",
         ],
         cwd=tmp_path,
-        env={**env, "PYTHONPATH": str(Path(cli.__file__).resolve().parents[2])},
+        env=serve_env(),
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:  # wait until it answers (bounded)
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < deadline, "serve did not come up"
-            time.sleep(0.1)
+        wait_until_up(proc, base)
         ok = httpx.get(f"{base}/api/weekly-recap?secret=from-dotenv-secret", timeout=5)
         assert (ok.status_code, ok.content) == (200, b'{"ok":true,"message":"cron reachable"}')
         assert httpx.get(f"{base}/readyz", timeout=5).status_code == 200
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=20)
-    assert proc.returncode in (0, -15)  # uvicorn re-raises SIGTERM after a clean shutdown
+    assert proc.returncode == 130  # interrupted, after uvicorn's clean shutdown
     assert "Application shutdown complete" in err
     assert "from-dotenv-secret" not in err
     access = [json.loads(line) for line in err.splitlines() if '"uvicorn.access"' in line]
