@@ -75,8 +75,13 @@ class ProgressPrinter:
             self._last_line = now
 
     def close(self) -> None:
-        """End the bar's line if one is open (the next output starts on a new line)."""
+        """The run is over: end the bar's line if one is open (the next output starts on a
+        line of its own); in line mode, say it is done unless 100% was the last line."""
         if self._open:
             self.stream.write("\n")
             self.stream.flush()
             self._open = False
+        elif self.mode == "lines" and self._last_pct != 100 and self._last_line is not None:
+            self.stream.write(f"  {self.label}: done\n")
+            self.stream.flush()
+            self._last_pct = 100

@@ -168,7 +168,7 @@ def keys(section: str) -> frozenset[str]:
 def _invariant(name: str) -> Schema:
     if name == "outcome_bounds":
         bounds: Schema = obj(
-            {b: Field(number(minimum=0), "Bound on the run's figures") for b in OUTCOME_BOUNDS}
+            {b: Field(number(minimum=0), "Bound on the run's figures") for b in sorted(OUTCOME_BOUNDS)}
         )
     else:
         own = INVARIANT_BOUNDS.get(name, {})

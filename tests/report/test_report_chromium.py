@@ -1,9 +1,15 @@
-"""The HTML report rendered by a real browser (headless Chromium): charts and tables present."""
+"""The HTML report rendered by a real browser (headless Chromium): charts and tables present.
+
+Without a Chromium on PATH these tests are skipped with the reason; with
+`RELIABILITY_REQUIRE_BROWSER=1` (CI sets it) they fail instead, so CI cannot pass without them.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+from collections.abc import Callable, Mapping
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -12,7 +18,8 @@ import pytest
 from harness.report import render_report
 from harness.report.model import load_report
 
-_CHROMIUM = "/usr/bin/chromium"
+_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+_REQUIRE = "RELIABILITY_REQUIRE_BROWSER"
 _FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -38,11 +45,31 @@ class _Counter(HTMLParser):
             self.roles.append(dict(attrs).get("role") or "")
 
 
-def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which(_CHROMIUM)
-    assert exe is not None, (
-        f"{_CHROMIUM} is missing: install it with `apt-get update && apt-get install -y chromium`"
+def find_browser(env: Mapping[str, str], which: Callable[[str], str | None] = shutil.which) -> str:
+    """The browser's path; skips (or, when RELIABILITY_REQUIRE_BROWSER=1, fails) without one."""
+    for name in _NAMES:
+        found = which(name)
+        if found is not None:
+            return found
+    reason = (
+        f"no Chromium: none of {', '.join(_NAMES)} is on PATH (Debian: apt-get install -y chromium)"
     )
+    if env.get(_REQUIRE, "") == "1":
+        pytest.fail(f"{reason}, and {_REQUIRE}=1 requires it", pytrace=False)
+    pytest.skip(reason)
+
+
+def test_a_missing_browser_skips_with_its_reason_unless_required() -> None:
+    with pytest.raises(pytest.skip.Exception, match="no Chromium: none of chromium, "):
+        find_browser({}, which=lambda name: None)
+    with pytest.raises(pytest.fail.Exception, match=f"{_REQUIRE}=1 requires it"):
+        find_browser({_REQUIRE: "1"}, which=lambda name: None)
+    found = {"google-chrome": "/opt/chrome"}
+    assert find_browser({_REQUIRE: "1"}, which=found.get) == "/opt/chrome"
+
+
+def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    exe = find_browser(os.environ)
     return subprocess.run(
         [exe, *_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args],
         capture_output=True,
