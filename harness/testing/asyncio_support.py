@@ -32,30 +32,39 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def missing_reason() -> str | None:
+def _installed() -> str | None:
+    try:
+        return metadata.version("pytest-asyncio")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def missing_reason(installed: Callable[[], str | None] = _installed) -> str | None:
     """None when pytest-asyncio >= 1.4 is installed; else what is wrong and how to fix it."""
     wanted = ".".join(map(str, MIN_VERSION))
-    try:
-        version = metadata.version("pytest-asyncio")
-    except metadata.PackageNotFoundError:
+    version = installed()
+    if version is None:
         return f"needs pytest-asyncio >= {wanted}, which is not installed: {_INSTALL}"
     if _version_tuple(version) < MIN_VERSION:
         return f"needs pytest-asyncio >= {wanted}, found {version}: {_INSTALL}"
     return None
 
 
-def async_fixture(**options: Any) -> Callable[[_F], _F]:
-    """`pytest_asyncio.fixture(**options)`, or a stand-in that fails naming the extra."""
+def async_fixture(
+    *, reason: Callable[[], str | None] = missing_reason, **options: Any
+) -> Callable[[_F], _F]:
+    """`pytest_asyncio.fixture(**options)`, or, when `reason()` says pytest-asyncio is missing
+    or too old, a stand-in of the same name that fails the tests using it with that reason."""
 
     def decorate(func: _F) -> _F:
-        reason = missing_reason()
-        if reason is None:
+        why = reason()
+        if why is None:
             import pytest_asyncio
 
             wrap: Callable[[_F], _F] = pytest_asyncio.fixture(**options)
             return wrap(func)
         name = func.__name__
-        message = f"the {name} fixture {reason}"
+        message = f"the {name} fixture {why}"
 
         def unavailable() -> None:
             pytest.fail(message, pytrace=False)

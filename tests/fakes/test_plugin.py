@@ -139,3 +139,45 @@ def test_fake_stripe_fixture_is_seeded(pytester: pytest.Pytester) -> None:
     ids = re.findall(r"ID (evt_\w+)", result.stdout.str())
     assert len(ids) == 2
     assert ids[0] == ids[1]
+
+
+def test_without_pytest_asyncio_only_the_async_fixtures_fail_naming_the_extra(
+    pytester: pytest.Pytester,
+) -> None:
+    """The plugin loads when pytest-asyncio is missing (or older than 1.4): tests that do not use
+    `virtual_clock` run as ever, and the ones that do fail with the pip command to fix it."""
+    pytester.makeconftest(
+        """
+        from harness.testing.asyncio_support import async_fixture, missing_reason
+
+        @async_fixture(reason=lambda: missing_reason(lambda: None))
+        async def clock_like():
+            return 1
+        """
+    )
+    pytester.makepyfile(
+        """
+        def test_plain(fake_stripe):
+            assert fake_stripe is not None
+
+        def test_needs_it(clock_like):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-q", "-p", "no:asyncio")
+    result.assert_outcomes(passed=1, errors=1)
+    assert (
+        "the clock_like fixture needs pytest-asyncio >= 1.4, which is not installed: "
+        "pip install 'reliability-harness[pytest]'"
+    ) in result.stdout.str()
+
+
+def test_the_required_pytest_asyncio_version_is_checked() -> None:
+    from harness.testing.asyncio_support import missing_reason
+
+    assert missing_reason(lambda: "1.5.0") is None
+    assert missing_reason(lambda: "1.4.0") is None
+    too_old = missing_reason(lambda: "1.3.0")
+    assert too_old is not None
+    assert "found 1.3.0" in too_old
+    assert "reliability-harness[pytest]" in too_old
