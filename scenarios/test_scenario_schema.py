@@ -89,3 +89,76 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
         load_scenario(tmp_path / "syntax.yaml")
     with pytest.raises(ScenarioError, match="no such scenario"):
         find_scenario("does-not-exist")
+
+
+DEFAULTS = [
+    "nothing_lost",
+    "no_double_processing",
+    "backoff_bounds",
+    "breaker_thresholds",
+    "quotas",
+    "dlq_ttl",
+    "outcome_bounds",
+]
+
+
+@pytest.mark.parametrize(
+    ("invariants", "expected"),
+    [
+        (None, {name: {} for name in DEFAULTS}),
+        # A bound on one invariant keeps all the others (it used to switch them off).
+        (
+            {"outcome_bounds": {"min_delivered_ratio": 0.9}},
+            {**{n: {} for n in DEFAULTS}, "outcome_bounds": {"min_delivered_ratio": 0.9}},
+        ),
+        ({"determinism": True}, {**{n: {} for n in DEFAULTS}, "determinism": {}}),
+        ({"dlq_ttl": False}, {n: {} for n in DEFAULTS if n != "dlq_ttl"}),
+        (
+            {"disable": ["quotas", "dlq_ttl"], "nothing_lost": {"checkpoints": 3}},
+            {
+                **{n: {} for n in DEFAULTS if n not in ("quotas", "dlq_ttl")},
+                "nothing_lost": {"checkpoints": 3},
+            },
+        ),
+        (
+            {"only": ["quotas", "nothing_lost"], "nothing_lost": None},
+            {"nothing_lost": {}, "quotas": {}},
+        ),
+        (["quotas", "determinism"], {"quotas": {}, "determinism": {}}),
+    ],
+)
+def test_invariants_merge_over_the_defaults(invariants: object, expected: object) -> None:
+    scenario = make(invariants=invariants)
+    assert dict(scenario.invariants) == expected
+    assert list(scenario.invariants) == [n for n in [*DEFAULTS, "determinism"] if n in expected]
+
+
+@pytest.mark.parametrize(
+    ("invariants", "key", "problem"),
+    [
+        ({"only": ["quotas"], "disable": ["dlq_ttl"]}, "invariants", "not both"),
+        ({"only": ["quotas"], "dlq_ttl": {}}, "invariants.dlq_ttl", "not in `only`"),
+        ({"disable": ["dlq_ttl"], "dlq_ttl": {}}, "invariants.dlq_ttl", "is in `disable`"),
+        ({"only": ["speed"]}, "invariants.only[0]", "unknown invariant 'speed'"),
+        ({"backoff_bounds": {"checkpoints": 2}}, "invariants.backoff_bounds.checkpoints",
+         "known: tolerance"),
+        ({"quotas": {"tolerance": 1}}, "invariants.quotas.tolerance", "known: none"),
+    ],
+)  # fmt: skip
+def test_invariant_choices_that_contradict_are_refused(
+    invariants: object, key: str, problem: str
+) -> None:
+    with pytest.raises(ScenarioError) as info:
+        make(invariants=invariants)
+    assert info.value.key == key
+    assert problem in str(info.value)
+
+
+def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path: Path) -> None:
+    bad = tmp_path / "syntax.yaml"
+    bad.write_text("name: x\ntenants:\n  - {id: a\ntraffic: {}\n", encoding="utf-8")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(bad)
+    assert info.value.source == str(bad)
+    assert "not valid YAML at line 4, column 8" in str(info.value)
+    assert "<unicode string>" not in str(info.value)
