@@ -91,7 +91,7 @@ def test_determinism_catches_an_unseeded_random_source() -> None:
 def test_outcome_bounds_fail_when_a_bound_is_not_met() -> None:
     scenario = make(
         n8n={"faults": {"rules": [{"status": {"400": 0.5}}]}},
-        invariants={"outcome_bounds": {"max_dead_lettered": 0}},
+        invariants={"only": ["outcome_bounds"], "outcome_bounds": {"max_dead_lettered": 0}},
     )
     (result,) = check_run(simulate(scenario))
     assert not result.passed

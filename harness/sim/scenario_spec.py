@@ -167,8 +167,9 @@ def keys(section: str) -> frozenset[str]:
 
 def _invariant(name: str) -> Schema:
     if name == "outcome_bounds":
+        figures = sorted(OUTCOME_BOUNDS)
         bounds: Schema = obj(
-            {b: Field(number(minimum=0), "Bound on the run's figures") for b in sorted(OUTCOME_BOUNDS)}
+            {b: Field(number(minimum=0), "Bound on the run's figures") for b in figures}
         )
     else:
         own = INVARIANT_BOUNDS.get(name, {})
