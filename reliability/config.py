@@ -192,6 +192,9 @@ def _pick(value: _T | None, default: _T) -> _T:
 
 _PREFIXES = ("N8N_", "RELIABILITY_")
 _TENANTS_FILE = "RELIABILITY_TENANTS_FILE"
+_NOT_SETTINGS = frozenset({"RELIABILITY_TEST_DATABASE_URL", "RELIABILITY_REQUIRE_BROWSER"})
+"""Variables of the test tooling that share the prefix (a CI job sets them beside the service's
+own): not settings, so neither read nor refused as unknown."""
 
 
 def _int(raw: str) -> int:
@@ -335,6 +338,8 @@ def load_settings(
         for key, value in parse_dotenv(text, source=str(path)).items():
             sources[key] = (value, str(path))
     for key, value in env.items():
+        if key in _NOT_SETTINGS:
+            continue
         if key in _ENV_FIELDS or key.startswith(_PREFIXES):
             sources[key] = (value, "environment")
 

@@ -266,3 +266,11 @@ def test_strategy_and_budget_settings() -> None:
 def test_seed_is_still_accepted_as_the_additive_strategy() -> None:
     settings = load_settings({"N8N_BACKOFF_STRATEGY": "seed"})
     assert settings.n8n_backoff_strategy is Strategy.ADDITIVE
+
+
+def test_the_test_tooling_variables_are_not_settings() -> None:
+    """CI sets these beside the service's own variables; they share the prefix only."""
+    env = {"RELIABILITY_REQUIRE_BROWSER": "1", "RELIABILITY_TEST_DATABASE_URL": "postgresql://x"}
+    assert load_settings(env) == load_settings({})
+    with pytest.raises(ConfigError, match="RELIABILITY_REQUIRE_BROWSR .*unknown setting"):
+        load_settings({"RELIABILITY_REQUIRE_BROWSR": "1"})

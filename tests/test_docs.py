@@ -130,7 +130,7 @@ def _copy_repository(dest: Path) -> None:
 
 
 def _environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")}
+    env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")}  # a bare machine
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("PYTEST_XDIST_WORKER", None)
     return env
