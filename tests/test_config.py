@@ -272,5 +272,5 @@ def test_the_test_tooling_variables_are_not_settings() -> None:
     """CI sets these beside the service's own variables; they share the prefix only."""
     env = {"RELIABILITY_REQUIRE_BROWSER": "1", "RELIABILITY_TEST_DATABASE_URL": "postgresql://x"}
     assert load_settings(env) == load_settings({})
-    with pytest.raises(ConfigError, match="RELIABILITY_REQUIRE_BROWSR .*unknown setting"):
+    with pytest.raises(ConfigError, match=r"RELIABILITY_REQUIRE_BROWSR .*unknown setting"):
         load_settings({"RELIABILITY_REQUIRE_BROWSR": "1"})
