@@ -19,7 +19,6 @@ from harness.sim.records import (
 from harness.sim.run import (
     Hooks,
     Progress,
-    ProgressBar,
     SimRun,
     SimulationError,
     simulate,
@@ -35,7 +34,6 @@ __all__ = [
     "DlqRetry",
     "Hooks",
     "Progress",
-    "ProgressBar",
     "Records",
     "SeedLedgerGuard",
     "Send",

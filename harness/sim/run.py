@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any
 
 from harness.fakes.n8n import FakeN8n
 from harness.fakes.stripe import FakeStripe
@@ -40,7 +39,7 @@ from reliability.config import Settings
 from reliability.dispatch import Dispatcher
 from reliability.store import Store, open_store
 
-__all__ = ["Hooks", "Progress", "ProgressBar", "SimRun", "SimulationError", "simulate"]
+__all__ = ["Hooks", "Progress", "SimRun", "SimulationError", "simulate"]
 
 Progress = Callable[[float], None]
 """Called with the fraction of simulated time done (0..1)."""
@@ -272,29 +271,3 @@ def simulate(
         simulated_seconds=sim.records.end,
         wall_seconds=wall,
     )
-
-
-class ProgressBar:
-    """A plain-text progress bar over simulated time on stderr (quiet when not a TTY)."""
-
-    def __init__(self, label: str, *, stream: TextIO | None = None, enabled: bool | None = None):
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
-        self.label = label
-        self._last = -1
-
-    def __call__(self, fraction: float) -> None:
-        if not self.enabled:
-            return
-        pct = int(fraction * 100)
-        if pct == self._last:
-            return
-        self._last = pct
-        width = 30
-        filled = int(width * fraction)
-        self.stream.write(
-            f"\r  {self.label:<28} [{'#' * filled}{'.' * (width - filled)}] {pct:3d}%"
-        )
-        if pct >= 100:
-            self.stream.write("\n")
-        self.stream.flush()
