@@ -24,6 +24,7 @@ from harness.cli.exits import BROKEN, INTERRUPTED, OK, require
 from harness.fakes.faults import FaultProfileError, load_profile
 from harness.live.crash import CrashConfig, run_crash
 from harness.live.embedded import EmbeddedUnavailable, embedded_postgres
+from harness.live.errors import StackError
 from harness.live.load import (
     DEFAULT_LOCUSTFILE,
     DEFAULT_SHARES,
@@ -31,12 +32,12 @@ from harness.live.load import (
     USER_CLASSES,
     LoadConfig,
     LoadError,
-    load_thresholds,
     parse_duration,
     preflight,
     run_load,
 )
-from harness.live.stack import StackError, ensure_port_free
+from harness.live.processes import ensure_port_free
+from harness.live.thresholds import load_thresholds
 
 __all__ = ["database", "register"]
 
@@ -69,6 +70,12 @@ def register(subparsers: Any) -> None:
     )
     load.add_argument("--out", metavar="DIR", default="out/load", help="results directory")
     _database_options(load)
+    _traffic_options(load)
+    _run_options(load)
+    _register_crash(subparsers)
+
+
+def _traffic_options(load: argparse.ArgumentParser) -> None:
     load.add_argument("--tenants", type=int, default=5, help="tenants (default 5)")
     load.add_argument(
         "--concurrency-limit", type=int, default=5, help="per-tenant n8n concurrency (default 5)"
@@ -92,6 +99,9 @@ def register(subparsers: Any) -> None:
         metavar="MIN[-MAX]",
         help="seconds each user waits between tasks (0 for none; default 0.05-0.2)",
     )
+
+
+def _run_options(load: argparse.ArgumentParser) -> None:
     load.add_argument("--drain-timeout", default="60s", help="bound on the final drain")
     load.add_argument("--ready-timeout", default="30s", help="bound on process readiness")
     load.add_argument(
@@ -116,6 +126,8 @@ def register(subparsers: Any) -> None:
     load.add_argument("--keep-schema", action="store_true", help="keep the run's schema")
     load.set_defaults(func=_cmd_load)
 
+
+def _register_crash(subparsers: Any) -> None:
     crash = subparsers.add_parser(
         "crash",
         help="SIGKILL the service at seeded points during a run; audit nothing lost",

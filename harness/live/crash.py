@@ -28,6 +28,7 @@ import httpx
 from harness.fakes.stripe import EVENT_TYPES, FakeStripe
 from harness.live.checks import (
     Accepted,
+    DbSnapshot,
     calls_from_journal,
     check_delivered_reached_n8n,
     check_drained,
@@ -36,14 +37,10 @@ from harness.live.checks import (
     check_nothing_lost,
     read_snapshot,
 )
-from harness.live.load import LoadError
-from harness.live.stack import (
-    Stack,
-    StackConfig,
-    StackError,
-    Supervisor,
-    make_tenants,
-)
+from harness.live.errors import LoadError, StackError
+from harness.live.outbox import DrainSummary, OutboxView, drain_until_idle
+from harness.live.processes import Supervisor
+from harness.live.stack import Stack, StackConfig, make_tenants
 from harness.verdict import InvariantResult
 from reliability.clock import Clock, SystemClock
 from reliability.config import DEFAULT_ROUTES
@@ -173,6 +170,32 @@ class _Sender:
             del self.unanswered[key]
 
 
+@dataclass(slots=True)
+class _Seen:
+    """What the crash run observed, for its verdict."""
+
+    kills: list[KillRecord]
+    drain: DrainSummary
+    journal: dict[str, Any]
+    snap: DbSnapshot
+
+
+def _stack_config(config: CrashConfig, faults: Path) -> StackConfig:
+    """Two service instances (one takes the intake, one drains) on one schema."""
+    return StackConfig(
+        database_url=config.database_url,
+        run_dir=config.out_dir / "run",
+        tenants=make_tenants(config.tenants, config.seed),
+        seed=config.seed,
+        faults_file=faults,
+        instances=2,
+        settings={**_CRASH_SETTINGS, **config.settings},
+        ready_timeout=config.ready_timeout,
+        keep_schema=config.keep_schema,
+        schema_prefix="crash",
+    )
+
+
 async def run_crash(
     config: CrashConfig,
     *,
@@ -184,22 +207,9 @@ async def run_crash(
     say = log or (lambda message: print(message, file=sys.stderr, flush=True))
     if config.kills < 0 or config.rate <= 0 or config.tenants < 1:
         raise LoadError("--kills must be >= 0, --rate > 0 and --tenants >= 1")
-    out = config.out_dir
-    faults = config.faults_file or out / "run" / "crash-faults.json"
-    stack_config = StackConfig(
-        database_url=config.database_url,
-        run_dir=out / "run",
-        tenants=make_tenants(config.tenants, config.seed),
-        seed=config.seed,
-        faults_file=faults,
-        instances=2,
-        settings={**_CRASH_SETTINGS, **config.settings},
-        ready_timeout=config.ready_timeout,
-        keep_schema=config.keep_schema,
-        schema_prefix="crash",
-    )
-    supervisor = Supervisor(out / "logs", on_event=say)
-    stack = Stack(stack_config, supervisor, clock=clock, log=say)
+    faults = config.faults_file or config.out_dir / "run" / "crash-faults.json"
+    supervisor = Supervisor(config.out_dir / "logs", on_event=say)
+    stack = Stack(_stack_config(config, faults), supervisor, clock=clock, log=say)
     try:
         settings = stack.validate()
     except StackError as exc:
@@ -207,28 +217,44 @@ async def run_crash(
     if config.faults_file is None:
         faults.parent.mkdir(parents=True, exist_ok=True)
         faults.write_text(json.dumps({"seed": config.seed, **DEFAULT_FAULTS}), encoding="utf-8")
-    schedule = kill_schedule(config.seed, config.kills, config.duration, 2)
     started = datetime.now(UTC)
+    sender = _Sender(stack, clock, config.seed)
     try:
         try:
             await stack.start()
         except StackError as exc:
             raise LoadError(str(exc), exit_code=3) from None
-        await stack.reset_fake()
-        sender = _Sender(stack, clock, config.seed)
-        async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=1.0)) as http:
-            kills = await _traffic(config, stack, sender, http, schedule, clock, say)
-            await _resend(config, stack, sender, http, clock)
-        say(f"traffic done: {len(sender.accepted)} events accepted, {len(kills)} kills")
-        drain = await stack.drain_until_idle(timeout=config.final_timeout, index=1)
-        say(f"final drain: {drain.calls} calls, {drain.elapsed:.1f}s, {drain.pending_left} left")
-        journal = await stack.journal()
-        with stack.connect() as conn:
-            snap = read_snapshot(conn)
+        seen = await _drive(config, stack, sender, clock, say)
     finally:
         await stack.aclose()
+    invariants = _verdicts(seen, sender, settings.n8n_max_concurrency)
+    passed = all(i.passed for i in invariants) and len(seen.kills) == config.kills
+    results = _results(config, faults, started, seen, sender, invariants, passed)
+    results_path = config.out_dir / "crash-results.json"
+    results_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return CrashOutcome(passed, results_path, _table(seen.kills, invariants))
 
-    calls = calls_from_journal(journal)
+
+async def _drive(
+    config: CrashConfig, stack: Stack, sender: _Sender, clock: Clock, say: Callable[[str], None]
+) -> _Seen:
+    """Traffic with kills, Stripe's retries, then a final drain and the database as left."""
+    await stack.reset_fake()
+    schedule = kill_schedule(config.seed, config.kills, config.duration, 2)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=1.0)) as http:
+        kills = await _traffic(config, stack, sender, http, schedule, clock, say)
+        await _resend(config, stack, sender, http, clock)
+    say(f"traffic done: {len(sender.accepted)} events accepted, {len(kills)} kills")
+    drain = await drain_until_idle(stack, clock, timeout=config.final_timeout, index=1)
+    say(f"final drain: {drain.calls} calls, {drain.elapsed:.1f}s, {drain.pending_left} left")
+    journal = await stack.journal()
+    with OutboxView(stack).connect() as conn:
+        snap = read_snapshot(conn)
+    return _Seen(kills, drain, journal, snap)
+
+
+def _verdicts(seen: _Seen, sender: _Sender, max_concurrency: int) -> list[InvariantResult]:
+    calls = calls_from_journal(seen.journal)
     accepted = list(sender.accepted.values())
     all_answered = InvariantResult(
         "every event eventually accepted",
@@ -237,18 +263,28 @@ async def run_crash(
         f"{len(accepted)} accepted, {len(sender.unanswered)} never answered, "
         f"{sender.refused} refused, {sender.failed_posts} POSTs failed and were sent again",
     )
-    invariants = [
+    crashes = len(seen.kills)
+    return [
         all_answered,
-        check_nothing_lost(accepted, snap, DEFAULT_ROUTES),
-        check_drained(snap, completed=drain.completed, elapsed=drain.elapsed),
-        check_no_double_processing(snap, calls, crashes=len(kills)),
-        check_duplicates_bounded(
-            calls, crashes=len(kills), max_in_flight=settings.n8n_max_concurrency
-        ),
-        check_delivered_reached_n8n(snap, calls),
+        check_nothing_lost(accepted, seen.snap, DEFAULT_ROUTES),
+        check_drained(seen.snap, completed=seen.drain.completed, elapsed=seen.drain.elapsed),
+        check_no_double_processing(seen.snap, calls, crashes=crashes),
+        check_duplicates_bounded(calls, crashes=crashes, max_in_flight=max_concurrency),
+        check_delivered_reached_n8n(seen.snap, calls),
     ]
-    passed = all(i.passed for i in invariants) and len(kills) == config.kills
-    results = {
+
+
+def _results(
+    config: CrashConfig,
+    faults: Path,
+    started: datetime,
+    seen: _Seen,
+    sender: _Sender,
+    invariants: list[InvariantResult],
+    passed: bool,
+) -> dict[str, Any]:
+    calls = calls_from_journal(seen.journal)
+    return {
         "schema": CRASH_SCHEMA,
         "schema_version": 1,
         "generated_at": datetime.now(UTC).isoformat(),
@@ -261,10 +297,10 @@ async def run_crash(
             "tenants": config.tenants,
             "faults": str(faults),
         },
-        "kills": [_kill_json(k) for k in kills],
+        "kills": [_kill_json(k) for k in seen.kills],
         "events": {
             "sent": sender.sent,
-            "accepted": len(accepted),
+            "accepted": len(sender.accepted),
             "failed_posts": sender.failed_posts,
         },
         "n8n": {
@@ -272,19 +308,16 @@ async def run_crash(
             "ok": sum(1 for c in calls if c.succeeded),
             # Quotas are enforced per process: with two instances delivering, the peak at n8n
             # may reach twice a tenant's limit, so it is reported here, not judged.
-            "peak_in_flight": journal.get("peak_in_flight", {}),
+            "peak_in_flight": seen.journal.get("peak_in_flight", {}),
         },
         "drain": {
-            "calls": drain.calls,
-            "elapsed_s": round(drain.elapsed, 3),
-            "totals": dict(drain.totals),
+            "calls": seen.drain.calls,
+            "elapsed_s": round(seen.drain.elapsed, 3),
+            "totals": dict(seen.drain.totals),
         },
         "invariants": [i.to_json() for i in invariants],
         "passed": passed,
     }
-    results_path = out / "crash-results.json"
-    results_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    return CrashOutcome(passed, results_path, _table(kills, invariants))
 
 
 def _kill_json(k: KillRecord) -> dict[str, Any]:
@@ -391,7 +424,7 @@ async def _resend(
 
 
 def _rows_held(stack: Stack) -> int:
-    with stack.connect() as conn:
+    with OutboxView(stack).connect() as conn:
         row = conn.execute(
             "SELECT count(*) FROM outbox WHERE done_at IS NULL AND locked_until > now()"
         ).fetchone()

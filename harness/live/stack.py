@@ -11,44 +11,40 @@ it spawned, and on Linux it is killed by the kernel if the harness itself dies.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, TextIO
+from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 import psycopg
-from psycopg import sql
 
+from harness.live.errors import StackError
+from harness.live.processes import (
+    LOOPBACK,
+    ManagedProcess,
+    Supervisor,
+    ensure_port_free,
+    free_port,
+)
+from harness.pgschema import create_schema, drop_schema
 from reliability.clock import Clock, SystemClock
 from reliability.config import ConfigError, Settings, load_settings
 
 __all__ = [
     "DATABASE_ENV_VAR",
     "DEFAULT_DATABASE_URL",
-    "DrainSummary",
-    "ManagedProcess",
     "Stack",
     "StackConfig",
-    "StackError",
-    "Supervisor",
     "TenantSpec",
     "child_env",
-    "ensure_port_free",
-    "free_port",
     "make_tenants",
     "resolve_database_url",
     "schema_url",
@@ -56,7 +52,6 @@ __all__ = [
 
 DATABASE_ENV_VAR: Final = "RELIABILITY_TEST_DATABASE_URL"
 DEFAULT_DATABASE_URL: Final = "postgresql://postgres@127.0.0.1:5432/test"
-LOOPBACK: Final = "127.0.0.1"
 
 _WEBHOOK_KEY_HEADER: Final = "X-N8N-Webhook-Key"
 _WEBHOOK_KEY: Final = "local-test-webhook-key"
@@ -85,33 +80,7 @@ _OWNED_PREFIXES: Final = ("N8N_", "RELIABILITY_")
 _OWNED_KEYS: Final = frozenset({"CRON_SECRET"})
 
 
-class StackError(RuntimeError):
-    """The stack could not be set up or a process misbehaved; the message says which and why."""
-
-
 # -- ports and database -------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """An ephemeral port on the loopback that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def ensure_port_free(port: int, *, what: str) -> None:
-    """Raise `StackError` naming `what` unless `port` can be bound on the loopback now."""
-    if not 0 < port < 65536:
-        raise StackError(f"{what}: port must be in 1..65535, got {port}")
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((LOOPBACK, port))
-        except OSError as exc:
-            raise StackError(
-                f"{what}: port {port} on {LOOPBACK} is in use ({exc.strerror}); "
-                "choose another or leave it out for an ephemeral port"
-            ) from None
 
 
 def resolve_database_url(explicit: str | None, env: Mapping[str, str] | None = None) -> str:
@@ -130,20 +99,11 @@ def schema_url(url: str, schema: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def _create_schema(url: str, prefix: str) -> str:
-    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+def _schema(url: str, prefix: str) -> str:
     try:
-        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        return create_schema(url, prefix)
     except psycopg.Error as exc:
         raise StackError(f"database {_redact(url)}: cannot create a schema: {exc}") from None
-    return schema
-
-
-def _drop_schema(url: str, schema: str) -> None:
-    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute("SET lock_timeout = '10s'")
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def _redact(url: str) -> str:
@@ -152,142 +112,6 @@ def _redact(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
     return urlunsplit(parts._replace(netloc=netloc))
-
-
-# -- processes ----------------------------------------------------------------------------------
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: a new session, and SIGKILL when the harness dies."""
-    os.setsid()
-    if sys.platform == "linux":
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-@dataclass
-class ManagedProcess:
-    """A child process the `Supervisor` started, with its own process group and log file."""
-
-    name: str
-    argv: tuple[str, ...]
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def tail(self, lines: int = 25) -> str:
-        """The last lines of its output (stdout and stderr), for error messages."""
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-
-class Supervisor:
-    """Starts children in process groups of their own and stops every one of them.
-
-    `stop_all()` (also `__exit__`) sends SIGTERM to each group, waits up to `grace` seconds,
-    then SIGKILLs the group, newest first. `on_event(message)` is told about every start/stop.
-    """
-
-    def __init__(
-        self,
-        log_dir: Path,
-        *,
-        grace: float = 5.0,
-        on_event: Callable[[str], None] | None = None,
-    ) -> None:
-        self._log_dir = log_dir
-        self._grace = grace
-        self._on_event = on_event or (lambda _message: None)
-        self._procs: list[ManagedProcess] = []
-        self._logs: list[TextIO] = []
-
-    @property
-    def processes(self) -> tuple[ManagedProcess, ...]:
-        return tuple(self._procs)
-
-    def start(
-        self, name: str, argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | None = None
-    ) -> ManagedProcess:
-        self._log_dir.mkdir(parents=True, exist_ok=True)
-        index = sum(1 for p in self._procs if p.name == name)
-        log_path = self._log_dir / (f"{name}.log" if index == 0 else f"{name}.{index}.log")
-        log = log_path.open("a", encoding="utf-8")
-        self._logs.append(log)
-        popen = subprocess.Popen(  # noqa: S603  (argv built by us, no shell)
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=dict(env),
-            cwd=cwd,
-            preexec_fn=_die_with_parent,
-        )
-        proc = ManagedProcess(name, tuple(argv), popen, log_path)
-        self._procs.append(proc)
-        self._on_event(f"started {name}: pid {proc.pid} (log {log_path})")
-        return proc
-
-    def signal_group(self, proc: ManagedProcess, sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
-
-    def kill(self, proc: ManagedProcess) -> None:
-        """SIGKILL the process group now and reap the leader (a crash, not a shutdown)."""
-        self.signal_group(proc, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.popen.wait(timeout=self._grace)
-        self._on_event(f"killed {proc.name}: pid {proc.pid} (SIGKILL)")
-
-    def stop(self, proc: ManagedProcess) -> None:
-        """SIGTERM the group, wait up to the grace period, then SIGKILL whatever is left."""
-        if proc.alive():
-            self.signal_group(proc, signal.SIGTERM)
-            try:
-                proc.popen.wait(timeout=self._grace)
-            except subprocess.TimeoutExpired:
-                self.signal_group(proc, signal.SIGKILL)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.popen.wait(timeout=self._grace)
-        # Anything the leader left behind in its group goes too.
-        self.signal_group(proc, signal.SIGKILL)
-        self._on_event(f"stopped {proc.name}: pid {proc.pid} (exit {proc.popen.returncode})")
-
-    def stop_all(self) -> None:
-        while self._procs:
-            proc = self._procs.pop()
-            try:
-                self.stop(proc)
-            except Exception as exc:  # keep stopping the others
-                self._on_event(f"could not stop {proc.name} (pid {proc.pid}): {exc!r}")
-        for log in self._logs:
-            log.close()
-        self._logs.clear()
-
-    def forget(self, proc: ManagedProcess) -> None:
-        """Drop a process that has exited from the list (after `kill`)."""
-        if proc in self._procs:
-            self._procs.remove(proc)
-
-    def __enter__(self) -> Supervisor:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop_all()
 
 
 # -- the stack ----------------------------------------------------------------------------------
@@ -330,17 +154,6 @@ class StackConfig:
     ready_timeout: float = 30.0
     keep_schema: bool = False
     schema_prefix: str = "load"
-
-
-@dataclass(frozen=True, slots=True)
-class DrainSummary:
-    """What draining to completion did: calls made, totals of the drain answers, rows left."""
-
-    calls: int
-    totals: Mapping[str, int]
-    pending_left: int
-    elapsed: float
-    completed: bool
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -449,7 +262,7 @@ class Stack:
         """Schema, files, fake n8n, then the service instances; returns once all are ready."""
         self.validate()
         base_url = self.config.database_url
-        self.schema = _create_schema(base_url, self.config.schema_prefix)
+        self.schema = _schema(base_url, self.config.schema_prefix)
         self.db_url = schema_url(base_url, self.schema)
         self._log(f"database: schema {self.schema} on {_redact(base_url)}")
 
@@ -546,7 +359,7 @@ class Stack:
             await self._http.aclose()
             if self.schema is not None and not self.config.keep_schema:
                 with contextlib.suppress(psycopg.Error):
-                    _drop_schema(self.config.database_url, self.schema)
+                    drop_schema(self.config.database_url, self.schema)
                 self._log(f"database: dropped schema {self.schema}")
 
     async def __aenter__(self) -> Stack:
@@ -604,66 +417,3 @@ class Stack:
             for k, v in counts.items()
             if isinstance(v, int | float) and not isinstance(v, bool)
         }
-
-    async def drain_until_idle(
-        self, *, timeout: float, index: int = 0, max_calls: int = 10_000
-    ) -> DrainSummary:
-        """Call drain until no outbox row is pending, waiting for the next due row in between.
-
-        Bounded by `timeout` seconds and `max_calls` calls; `completed` says whether it got
-        there (rows held by a breaker snooze or a lease may outlive the bound).
-        """
-        started = self._clock.monotonic()
-        totals: dict[str, int] = {}
-        calls = 0
-        pending = self.pending_count()
-        while pending and calls < max_calls:
-            counts = await self.drain(index)
-            calls += 1
-            for key, value in counts.items():
-                totals[key] = totals.get(key, 0) + value
-            pending = self.pending_count()
-            remaining = timeout - (self._clock.monotonic() - started)
-            if not pending or remaining <= 0:
-                break
-            if not counts.get("claimed", 0):
-                await self._clock.sleep(min(max(self.seconds_until_due(), 0.05), 1.0, remaining))
-        return DrainSummary(
-            calls=calls,
-            totals=totals,
-            pending_left=pending,
-            elapsed=self._clock.monotonic() - started,
-            completed=pending == 0,
-        )
-
-    # -- the database --------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def connect(self) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
-        """A plain autocommit connection on the run's schema (for checks, never for writes)."""
-        if not self.db_url:
-            raise StackError("the stack is not started")
-        with psycopg.connect(self.db_url, autocommit=True, connect_timeout=5) as conn:
-            yield conn
-
-    def pending_count(self) -> int:
-        with self.connect() as conn:
-            row = conn.execute("SELECT count(*) FROM outbox WHERE done_at IS NULL").fetchone()
-        return int(row[0]) if row else 0
-
-    def dlq_depth(self) -> int:
-        with self.connect() as conn:
-            row = conn.execute("SELECT count(*) FROM n8n_dlq WHERE expires_at > now()").fetchone()
-        return int(row[0]) if row else 0
-
-    def seconds_until_due(self) -> float:
-        """Seconds until the earliest pending row is due and free (0 when one is already)."""
-        with self.connect() as conn:
-            row = conn.execute(
-                "SELECT min(greatest(next_attempt_at, coalesce(locked_until, next_attempt_at)))"
-                " - now() FROM outbox WHERE done_at IS NULL"
-            ).fetchone()
-        if not row or row[0] is None:
-            return 0.0
-        wait: timedelta = row[0]
-        return max(wait.total_seconds(), 0.0)

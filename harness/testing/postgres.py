@@ -30,6 +30,7 @@ import pytest
 from psycopg import sql
 
 from harness.live.embedded import EXTRA, EmbeddedUnavailable, start_embedded, stop_embedded
+from harness.pgschema import create_schema, drop_schema
 from harness.testing.asyncio_support import async_fixture
 from reliability.store import PostgresStore, SqliteStore, Store, open_postgres
 
@@ -220,21 +221,6 @@ def pytest_report_header(config: pytest.Config) -> str:
             f"first use in {config.stash[_RUN_DIR]}"
         )
     return f"reliability-harness PostgreSQL: none ({_unavailable_message()})"
-
-
-def create_schema(url: str, prefix: str = "rt") -> str:
-    """Create a uniquely named empty schema and return its name."""
-    schema = f"{prefix}_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    return schema
-
-
-def drop_schema(url: str, schema: str) -> None:
-    """Drop a schema and everything in it (waits at most 10 s for locks)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SET lock_timeout = '10s'")
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 @pytest.fixture(scope="session")

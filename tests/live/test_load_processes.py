@@ -13,15 +13,9 @@ from pathlib import Path
 import pytest
 from process_support import running, wait_for
 
-from harness.live.stack import (
-    StackError,
-    Supervisor,
-    child_env,
-    ensure_port_free,
-    make_tenants,
-    resolve_database_url,
-    schema_url,
-)
+from harness.live.errors import StackError
+from harness.live.processes import Supervisor, ensure_port_free
+from harness.live.stack import child_env, make_tenants, resolve_database_url, schema_url
 
 _PARENT = textwrap.dedent(
     """

@@ -16,18 +16,18 @@ from hypothesis import strategies as st
 from harness.live.load import (
     DEFAULT_LOCUSTFILE,
     DEFAULT_THRESHOLDS_FILE,
-    REQUEST_NAMES,
     LoadError,
-    StatRow,
-    evaluate_thresholds,
-    load_thresholds,
     parse_duration,
-    parse_thresholds,
+)
+from harness.live.stats import (
+    REQUEST_NAMES,
+    StatRow,
     read_history,
     read_stats,
     render_table,
     write_stats_csv,
 )
+from harness.live.thresholds import evaluate_thresholds, load_thresholds, parse_thresholds
 from harness.verdict import InvariantResult
 
 
