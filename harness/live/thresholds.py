@@ -9,8 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
-
+from harness.inputs import read_document
 from harness.live.errors import LoadError
 from harness.live.stats import AGGREGATED, REQUEST_NAMES, StatRow
 
@@ -62,15 +61,12 @@ class Thresholds:
 def load_thresholds(path: str | Path) -> Thresholds:
     """Read a thresholds YAML file; unknown keys and bad values name the key and the file."""
     source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise LoadError(f"{source}: cannot read the thresholds file: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise LoadError(f"{source}: not valid YAML: {exc}") from None
+    data = read_document(path, source, _unreadable)
     return parse_thresholds({} if data is None else data, source=source)
+
+
+def _unreadable(source: str, key: str, problem: str) -> LoadError:
+    return LoadError(f"{source}: cannot read the thresholds file: {problem}")
 
 
 def parse_thresholds(data: object, *, source: str = "<thresholds>") -> Thresholds:

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
+from harness.inputs import read_document
 from harness.sim.scenario_model import (
     CATALOGUE,
     CATALOGUE_SHOWN_AS,
@@ -56,7 +55,6 @@ __all__ = [
     "load_catalogue",
     "load_scenario",
     "parse_scenario",
-    "yaml_problem",
 ]
 
 
@@ -93,27 +91,7 @@ def display_path(path: str | Path) -> str:
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate one scenario file."""
     source = display_path(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(source, "(file)", f"cannot read: {exc.strerror}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ScenarioError(source, "(file)", yaml_problem(exc)) from None
-    return parse_scenario(data, source=source)
-
-
-def yaml_problem(exc: yaml.YAMLError) -> str:
-    """A YAML syntax error as one line: where (line, column) and what, without PyYAML's
-    `<unicode string>` stand-in for the file (the caller names the file)."""
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    context = getattr(exc, "context", None)
-    what = f"{context}: {problem}" if context else problem
-    if mark is None:
-        return f"not valid YAML: {what}"
-    return f"not valid YAML at line {mark.line + 1}, column {mark.column + 1}: {what}"
+    return parse_scenario(read_document(path, source, ScenarioError), source=source)
 
 
 def parse_scenario(data: object, *, source: str = "<scenario>") -> Scenario:

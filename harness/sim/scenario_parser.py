@@ -7,12 +7,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Final, TypeGuard
+from typing import Any, Final
 
 from harness.fakes.faults import FaultProfile, FaultProfileError, parse_profile
+from harness.inputs import Reader
 from harness.sim.scenario_model import (
     DEFAULT_INVARIANTS,
     EVENT_TYPES,
@@ -42,89 +42,11 @@ DEFAULT_SETTINGS: Final = {
 """The in-process fake n8n's address and the header-auth credential its workflows expect."""
 
 
-def _is_number(raw: object) -> TypeGuard[int | float]:
-    return isinstance(raw, int | float) and not isinstance(raw, bool)
-
-
-class Parser:
-    """Validation helpers that know the source file, so every error can name it."""
+class Parser(Reader):
+    """The scenario's sections, checked one at a time into `harness.sim.scenario_model`."""
 
     def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, key: str, problem: str) -> ScenarioError:
-        raise ScenarioError(self.source, key, problem)
-
-    # -- primitives -------------------------------------------------------------------------
-
-    def mapping(self, key: str, raw: object, allowed: frozenset[str]) -> Mapping[str, Any]:
-        if raw is None:
-            return {}
-        if not isinstance(raw, Mapping):
-            self.fail(key, f"must be a mapping, got {type(raw).__name__}")
-        assert isinstance(raw, Mapping)
-        for name in raw:
-            if str(name) not in allowed:
-                known = ", ".join(sorted(allowed))
-                where = str(name) if key == "(top level)" else f"{key}.{name}"
-                self.fail(where, f"unknown key (known: {known})")
-        return {str(k): v for k, v in raw.items()}
-
-    def string(self, key: str, raw: object) -> str:
-        if not isinstance(raw, str) or not raw.strip():
-            self.fail(key, f"must be a non-empty string, got {raw!r}")
-        assert isinstance(raw, str)
-        return raw
-
-    def number(
-        self, key: str, raw: object, *, minimum: float | None = None, positive: bool = False
-    ) -> float:
-        if not _is_number(raw) or not math.isfinite(raw):
-            self.fail(key, f"must be a number, got {raw!r}")
-        assert _is_number(raw)
-        value = float(raw)
-        if positive and value <= 0:
-            self.fail(key, f"must be above 0, got {value:g}")
-        if minimum is not None and value < minimum:
-            self.fail(key, f"must be at least {minimum:g}, got {value:g}")
-        return value
-
-    def integer(self, key: str, raw: object, *, minimum: int | None = None) -> int:
-        if not isinstance(raw, int) or isinstance(raw, bool):
-            self.fail(key, f"must be a whole number, got {raw!r}")
-        assert isinstance(raw, int)
-        if minimum is not None and raw < minimum:
-            self.fail(key, f"must be at least {minimum}, got {raw}")
-        return raw
-
-    def probability(self, key: str, raw: object) -> float:
-        value = self.number(key, raw)
-        if not 0.0 <= value <= 1.0:
-            self.fail(key, f"probability {value:g} is outside 0..1")
-        return value
-
-    def boolean(self, key: str, raw: object) -> bool:
-        if not isinstance(raw, bool):
-            self.fail(key, f"must be true or false, got {raw!r}")
-        return bool(raw)
-
-    def span(self, key: str, raw: object) -> tuple[float, float]:
-        if not isinstance(raw, list) or len(raw) != 2:
-            self.fail(key, f"must be a [min, max] pair of seconds, got {raw!r}")
-        assert isinstance(raw, list)
-        low = self.number(f"{key}[0]", raw[0], minimum=0.0)
-        high = self.number(f"{key}[1]", raw[1], minimum=0.0)
-        if high < low:
-            self.fail(key, f"max {high:g} is below min {low:g}")
-        return low, high
-
-    def items(self, key: str, raw: object) -> list[Any]:
-        if raw is None:
-            return []
-        if not isinstance(raw, list):
-            self.fail(key, f"must be a list, got {type(raw).__name__}")
-        assert isinstance(raw, list)
-        return raw
+        super().__init__(source, ScenarioError)
 
     # -- sections ---------------------------------------------------------------------------
 
@@ -327,56 +249,7 @@ class Parser:
         return url
 
     def invariants(self, raw: object) -> dict[str, Mapping[str, Any]]:
-        """The invariants to check, with their bounds: the defaults, with what the file sets
-        merged over them (`name: false` drops one); `only:` or a plain list replaces the
-        defaults, `disable:` drops some."""
-        if isinstance(raw, list):
-            raw = {"only": raw}
-        m = self.mapping("invariants", raw, frozenset({"only", "disable", *INVARIANTS}))
-        if "only" in m and "disable" in m:
-            self.fail("invariants", "give `only` or `disable`, not both")
-        chosen = list(DEFAULT_INVARIANTS)
-        if "only" in m:
-            chosen = self.names("invariants.only", m["only"])
-        elif "disable" in m:
-            dropped = self.names("invariants.disable", m["disable"])
-            chosen = [n for n in chosen if n not in dropped]
-        out: dict[str, Mapping[str, Any]] = {name: {} for name in chosen}
-        for name in INVARIANTS:
-            if name not in m:
-                continue
-            params = m[name]
-            if params is False:
-                out.pop(name, None)
-                continue
-            if "only" in m and name not in out:
-                self.fail(f"invariants.{name}", "is not in `only`; add it there")
-            if "disable" in m and name not in out:
-                self.fail(f"invariants.{name}", "is in `disable`; drop one of the two")
-            out[name] = self.bounds(name, {} if params is None or params is True else params)
-        return {name: out[name] for name in INVARIANTS if name in out}
-
-    def names(self, key: str, raw: object) -> list[str]:
-        names = [str(x) for x in self.items(key, raw)]
-        for i, name in enumerate(names):
-            if name not in INVARIANTS:
-                self.fail(
-                    f"{key}[{i}]", f"unknown invariant {name!r} (known: {', '.join(INVARIANTS)})"
-                )
-        return names
-
-    def bounds(self, name: str, params: object) -> dict[str, Any]:
-        key = f"invariants.{name}"
-        if not isinstance(params, Mapping):
-            self.fail(key, "must be a mapping of bounds, true or false")
-        assert isinstance(params, Mapping)
-        known = OUTCOME_BOUNDS if name == "outcome_bounds" else INVARIANT_BOUNDS.get(name, {})
-        for bound, value in params.items():
-            if bound not in known:
-                listed = ", ".join(sorted(known)) or "none"
-                self.fail(f"{key}.{bound}", f"unknown bound (known: {listed})")
-            self.number(f"{key}.{bound}", value, minimum=0.0)
-        return dict(params)
+        return parse_invariants(self, raw)
 
     def comparison(self, raw: object) -> Comparison | None:
         if raw is None:
@@ -402,3 +275,56 @@ class Parser:
             )
         bucket = self.number("comparison.bucket", m.get("bucket", 1.0), positive=True)
         return Comparison(str(kind), strategies, budget, bucket)
+
+
+def parse_invariants(p: Reader, raw: object) -> dict[str, Mapping[str, Any]]:
+    """The invariants to check, with their bounds: the defaults, with what the file sets
+    merged over them (`name: false` drops one); `only:` or a plain list replaces the
+    defaults, `disable:` drops some."""
+    if isinstance(raw, list):
+        raw = {"only": raw}
+    m = p.mapping("invariants", raw, frozenset({"only", "disable", *INVARIANTS}))
+    if "only" in m and "disable" in m:
+        p.fail("invariants", "give `only` or `disable`, not both")
+    chosen = list(DEFAULT_INVARIANTS)
+    if "only" in m:
+        chosen = _names(p, "invariants.only", m["only"])
+    elif "disable" in m:
+        dropped = _names(p, "invariants.disable", m["disable"])
+        chosen = [n for n in chosen if n not in dropped]
+    out: dict[str, Mapping[str, Any]] = {name: {} for name in chosen}
+    for name in INVARIANTS:
+        if name not in m:
+            continue
+        params = m[name]
+        if params is False:
+            out.pop(name, None)
+            continue
+        if "only" in m and name not in out:
+            p.fail(f"invariants.{name}", "is not in `only`; add it there")
+        if "disable" in m and name not in out:
+            p.fail(f"invariants.{name}", "is in `disable`; drop one of the two")
+        out[name] = _bounds(p, name, {} if params is None or params is True else params)
+    return {name: out[name] for name in INVARIANTS if name in out}
+
+
+def _names(p: Reader, key: str, raw: object) -> list[str]:
+    names = [str(x) for x in p.items(key, raw)]
+    for i, name in enumerate(names):
+        if name not in INVARIANTS:
+            p.fail(f"{key}[{i}]", f"unknown invariant {name!r} (known: {', '.join(INVARIANTS)})")
+    return names
+
+
+def _bounds(p: Reader, name: str, params: object) -> dict[str, Any]:
+    key = f"invariants.{name}"
+    if not isinstance(params, Mapping):
+        p.fail(key, "must be a mapping of bounds, true or false")
+    assert isinstance(params, Mapping)
+    known = OUTCOME_BOUNDS if name == "outcome_bounds" else INVARIANT_BOUNDS.get(name, {})
+    for bound, value in params.items():
+        if bound not in known:
+            listed = ", ".join(sorted(known)) or "none"
+            p.fail(f"{key}.{bound}", f"unknown bound (known: {listed})")
+        p.number(f"{key}.{bound}", value, minimum=0.0)
+    return dict(params)
