@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -175,3 +178,15 @@ async def test_e_misspelt_marker(virtual_clock):
     )
     result.assert_outcomes(passed=3, errors=2)
     assert result.stdout.str().count("use @pytest.mark.virtual_clock(freeze=True|False)") >= 2
+
+
+def test_loading_the_plugin_imports_neither_respx_nor_freezegun() -> None:
+    code = (
+        "import sys, harness.testing.plugin as p, importlib\n"
+        "for name in p.pytest_plugins: importlib.import_module(name)\n"
+        "print(sorted(m for m in ('respx', 'freezegun') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[]"
