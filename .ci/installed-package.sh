@@ -114,7 +114,7 @@ set +e
 rc=$?
 set -e
 cat "$work/no-asyncio.log"
-[ "$rc" = 1 ] && grep -q " 1 passed" "$work/no-asyncio.log" \
+[ "$rc" = 1 ] && grep -qE "(^| )1 passed" "$work/no-asyncio.log" \
   && grep -q "pip install 'reliability-harness\[pytest\]'" "$work/no-asyncio.log" \
   && grep -q "needs respx, which is not installed: pip install 'reliability-harness\[respx\]'" \
     "$work/no-asyncio.log" \
