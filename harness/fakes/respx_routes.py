@@ -16,7 +16,7 @@ as through `fake.transport`. Other requests are left to the router's other route
 Async clients are answered on the fake's clock: latency and hangs sleep on `virtual_clock`
 when the fake runs on it. A sync `httpx.Client` cannot yield, so there the same waits block
 the calling thread as a slow server would: for real on a real clock, and on a virtual clock
-by moving virtual time at once (`VirtualEventLoop.block`).
+by moving virtual time at once (`VirtualEventLoop.block`), from whichever thread calls.
 """
 
 from __future__ import annotations
