@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from harness.schemas.build import (
+from harness.fakes.fault_schema import fault_profile_parts
+from harness.jsonschema import (
     Field,
     Schema,
     array,
@@ -24,7 +25,6 @@ from harness.schemas.build import (
     obj,
     string,
 )
-from harness.schemas.faults import fault_profile_parts
 from harness.sim.scenario_model import (
     DEFAULT_INVARIANTS,
     EVENT_TYPES,
