@@ -107,9 +107,8 @@ def observation_violations(module: str, tree: ast.AST) -> list[str]:
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             if node.name in ("__getattr__", "__getattribute__"):
                 bad.append(f"{where}: {node.name} forwarding")
-        elif isinstance(node, ast.Attribute) and _private(node.attr):
-            if not _is_self(node.value):
-                bad.append(f"{where}: reads {ast.unparse(node)}")
+        elif isinstance(node, ast.Attribute) and _private(node.attr) and not _is_self(node.value):
+            bad.append(f"{where}: reads {ast.unparse(node)}")
     return bad
 
 
@@ -198,7 +197,8 @@ def test_the_import_rule_refuses_a_forbidden_import(
     module: str, source: str, expected: str
 ) -> None:
     found = import_violations(module, ast.parse(source))
-    assert len(found) == 1 and expected in found[0]
+    assert len(found) == 1
+    assert expected in found[0]
 
 
 def test_the_import_rule_lets_allowed_imports_pass() -> None:
@@ -219,7 +219,8 @@ def test_the_observation_rule_refuses_patching_and_private_reads(
     source: str, expected: str
 ) -> None:
     found = observation_violations("harness.sim.x", ast.parse(source))
-    assert len(found) == 1 and expected in found[0]
+    assert len(found) == 1
+    assert expected in found[0]
 
 
 def test_the_observation_rule_allows_own_privates_and_namedtuple_api() -> None:
