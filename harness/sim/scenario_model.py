@@ -52,7 +52,7 @@ INVARIANTS: Final = (
     "outcome_bounds",
     "determinism",
 )
-"""The checkers, one per invariant of DESIGN.md (`outcome_bounds` checks the scenario's own
+"""The checkers, one per promise of docs/design.md (`outcome_bounds` checks the scenario's own
 bounds on figures; `determinism` reruns the scenario and compares trace hashes)."""
 
 DEFAULT_INVARIANTS: Final = INVARIANTS[:-1]
