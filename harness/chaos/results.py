@@ -2,9 +2,9 @@
 
 `run_scenario` simulates a scenario (every variant of a herd comparison), checks its
 invariants, reruns it for the determinism check, and builds the comparison table. `write_json`
-and `write_junit` write what the CI gate and the report read; the JSON shape is documented in
-`docs/results-schema.md`. Everything but `generated_at`, `environment` and `wall_seconds` is
-byte-identical for the same seed.
+and `write_junit` (through the report's JUnit renderer) write what the CI gate and the report
+read; the JSON shape is documented in `docs/results-schema.md`. Everything but `generated_at`,
+`environment` and `wall_seconds` is byte-identical for the same seed.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import hashlib
 import json
 import platform
 import sys
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +22,10 @@ from typing import Any, Final
 
 from harness.chaos.invariants import check_run, reproduce_command
 from harness.chaos.variants import iter_variants
+from harness.outputs import write_text_atomic
+from harness.report.junit import render_junit
+from harness.report.model import ChaosResults, Report
+from harness.report.reading import results_from
 from harness.sim import Hooks, Progress, SimRun, simulate
 from harness.sim.scenario import Scenario
 from harness.verdict import InvariantResult
@@ -376,54 +379,19 @@ def results_document(
 
 def write_json(path: str | Path, document: Mapping[str, Any]) -> None:
     """Write atomically (a temporary file, then a rename): never a half-written result."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(target)
+    write_text_atomic(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
 
-def write_junit(path: str | Path, scenarios: Sequence[ScenarioOutcome | Mapping[str, Any]]) -> None:
-    """One testsuite, one testcase per (scenario, invariant); a broken one is a <failure>."""
-    docs = [s.to_json() if isinstance(s, ScenarioOutcome) else s for s in scenarios]
-    cases = [(d, i) for d in docs for i in d["invariants"]]
-    failures = sum(1 for _, i in cases if not i["passed"])
-    suite = ET.Element(
-        "testsuite",
-        {
-            "name": "reliability-harness chaos",
-            "tests": str(len(cases)),
-            "failures": str(failures),
-            "errors": "0",
-            "time": f"{sum(float(d['wall_seconds']) for d in docs):.3f}",
-        },
-    )
-    for d in docs:
-        share = float(d["wall_seconds"]) / max(1, len(d["invariants"]))
-        for inv in d["invariants"]:
-            case = ET.SubElement(
-                suite,
-                "testcase",
-                {"classname": f"chaos.{d['name']}", "name": inv["name"], "time": f"{share:.3f}"},
-            )
-            if not inv["passed"]:
-                failure = ET.SubElement(case, "failure", {"message": inv["details"][:500]})
-                body = [inv["details"]]
-                example = inv["counterexample"]
-                if example is not None:
-                    body.append(render_counterexample(example))
-                body.append(f"reproduce: {d['command']}")
-                failure.text = "\n".join(body)
-            out = ET.SubElement(case, "system-out")
-            out.text = f"trace_hash={d['trace_hash']} seed={d['seed']} {inv['details']}"
-    root = ET.Element("testsuites")
-    root.append(suite)
-    ET.indent(root)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)
-    tmp.replace(target)
+def write_junit(path: str | Path, document: Mapping[str, Any]) -> None:
+    """The results document as JUnit XML, written atomically by the report's one JUnit writer
+    (one testsuite per scenario, one testcase per invariant; a broken one is a <failure>)."""
+    # Through JSON text: the reader validates exactly what results.json holds.
+    parsed = json.loads(json.dumps(document))
+    results = results_from(parsed, Path(path).with_name("results.json"))
+    if not isinstance(results, ChaosResults):
+        raise TypeError("write_junit takes a chaos results document")
+    report = Report(chaos=(results,), load=())
+    write_text_atomic(path, render_junit(report, generated_at=str(document["generated_at"])))
 
 
 def render_counterexample(example: Mapping[str, Any]) -> str:

@@ -188,7 +188,7 @@ def run_chaos(
     total = time.perf_counter() - started
     document = results_document(docs, seed=seed if seed is not None else -1, command=command)
     write_json(out / "results.json", document)
-    write_junit(out / "junit.xml", docs)
+    write_junit(out / "junit.xml", document)
     so.write(summary_table(docs))
     broken = sum(1 for d in docs if not d["passed"])
     so.write(

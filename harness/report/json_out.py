@@ -10,6 +10,7 @@ import json
 from typing import Any, Final
 
 from harness.report import analysis as an
+from harness.report.findings import findings
 from harness.report.model import Invariant, LoadResults, Report, Scenario
 
 __all__ = ["REPORT_SCHEMA", "REPORT_SCHEMA_VERSION", "render_json", "report_dict"]
@@ -145,7 +146,7 @@ def report_dict(report: Report, *, generated_at: str, generator: str) -> dict[st
                 "source": f.source,
                 "measured": f.measured,
             }
-            for f in an.findings(report)
+            for f in findings(report)
         ],
         "chaos": [
             {
