@@ -9,13 +9,14 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from harness.report.model import (
     BreakerPoint,
     Cell,
+    ChaosResults,
     Comparison,
     LoadResults,
     Report,
@@ -25,6 +26,7 @@ from harness.report.model import (
 from harness.report.scales import fmt_duration, fmt_num, time_step
 
 __all__ = [
+    "POSITION_LABELS",
     "STRATEGY_ORDER",
     "AttemptStats",
     "BucketTable",
@@ -37,15 +39,19 @@ __all__ = [
     "breaker_lanes",
     "bucket_table",
     "delays_by_strategy",
+    "figure_tables",
+    "fmt_value",
     "humanize",
+    "is_time",
     "numeric_columns",
     "position_bin",
     "row_label",
     "strategy_key",
     "totals",
+    "words",
 ]
 
-STRATEGY_ORDER: Final = ("none", "seed", "additive", "equal", "full", "decorrelated")
+STRATEGY_ORDER: Final = ("none", "additive", "equal", "full", "decorrelated")
 _EPS: Final = 1e-9
 
 
@@ -72,7 +78,10 @@ class StrategyDelays:
     positions: tuple[float, ...]
     """(delay - low) / (high - low) for every delay with high > low; 0..1 means in bounds."""
     outside: int
+    """Delays outside their bounds: the histogram's two outer bins, plus any zero-width ones."""
     count: int
+    bins: tuple[int, ...] = ()
+    """The histogram of `positions` (see `position_bin`): the chart draws exactly these."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +92,71 @@ class BucketTable:
     rows: tuple[tuple[str, ...], ...]
     exact: bool
     """True when every point is shown (no bucketing)."""
+
+
+def chaos_run_words(c: ChaosResults) -> str:
+    """How a chaos run was seeded, in words ("seed" is only ever the random seed)."""
+    if c.seed is None:
+        return "Chaos run with each scenario's own random seed (no --seed given)"
+    return f"Chaos run with random seed {c.seed}"
+
+
+def chaos_command(c: ChaosResults) -> str:
+    """The command that reproduces a chaos run."""
+    if c.command:
+        return c.command
+    return "reliability-harness chaos" + ("" if c.seed is None else f" --seed {c.seed}")
+
+
+_WORDS: Final = {
+    "peak_arrivals_per_s": "peak arrivals at n8n per s (busiest whole second)",
+    "peak_retries_per_s": "peak retries per s (busiest whole second)",
+    "n8n_calls": "calls to n8n",
+    "time_until_all_delivered": "time until all delivered",
+    "dead_lettered": "dead-lettered",
+    "budget": "retry budget",
+    "replays_accepted": "replayed events accepted",
+    "legitimate_dropped": "legitimate events dropped",
+    "completion_s": "time until all succeeded",
+}
+
+
+def words(name: str) -> str:
+    """A column or figure name in words, with its unit or window where it has one."""
+    return _WORDS.get(name, humanize(name))
+
+
+def is_time(name: str) -> bool:
+    """Whether a figure or column holds seconds (drawn and printed as a duration)."""
+    return name.startswith("time_") or name.endswith("_seconds") or name == "completion_s"
+
+
+def fmt_value(name: str, v: float | None) -> str:
+    """A figure's value: a duration for times, "never" for a time that never came."""
+    if v is None:
+        return "never" if is_time(name) else "n/a"
+    return fmt_duration(v) if is_time(name) else fmt_num(v)
+
+
+def figure_tables(
+    figures: Mapping[str, float | None],
+) -> tuple[list[tuple[str, str]], tuple[str, ...], list[tuple[str, ...]]]:
+    """Key figures as (plain rows, pivot columns, pivot rows): `variant.measure` figures pivot
+    into one row per variant and one column per measure; the rest stay name/value pairs."""
+    plain: list[tuple[str, str]] = []
+    grid: dict[str, dict[str, str]] = {}
+    measures: list[str] = []
+    for k, v in figures.items():
+        variant, dot, measure = k.partition(".")
+        if not dot:
+            plain.append((words(k), fmt_value(k, v)))
+            continue
+        if measure not in measures:
+            measures.append(measure)
+        grid.setdefault(variant, {})[measure] = fmt_value(measure, v)
+    columns = ("variant", *(words(m) for m in measures))
+    rows = [(var, *(cells.get(m, "") for m in measures)) for var, cells in grid.items()]
+    return plain, columns, rows
 
 
 def humanize(name: str) -> str:
@@ -120,7 +194,10 @@ def delays_by_strategy(delays: Sequence[RetryDelay]) -> list[StrategyDelays]:
             )
             for a, xs in sorted(by_attempt.items())
         )
-        positions = tuple((d.delay - d.low) / (d.high - d.low) for d in ds if d.high - d.low > _EPS)
+        positions = tuple(_position(d) for d in ds if d.high - d.low > _EPS)
+        bins = [0] * len(POSITION_LABELS)
+        for p in positions:
+            bins[position_bin(p)] += 1
         out.append(
             StrategyDelays(
                 strategy=strategy,
@@ -128,18 +205,35 @@ def delays_by_strategy(delays: Sequence[RetryDelay]) -> list[StrategyDelays]:
                 positions=positions,
                 outside=sum(a.outside for a in attempts),
                 count=len(ds),
+                bins=tuple(bins),
             )
         )
     return out
 
 
+def _position(d: RetryDelay) -> float:
+    return (d.delay - d.low) / (d.high - d.low)
+
+
 def _outside(d: RetryDelay) -> bool:
+    """Outside the bounds, by the same rule the histogram bins with (so they cannot disagree)."""
+    if d.high - d.low > _EPS:
+        return position_bin(_position(d)) in (0, len(POSITION_LABELS) - 1)
     tol = _EPS * max(1.0, abs(d.high))
     return d.delay < d.low - tol or d.delay > d.high + tol
 
 
+POSITION_LABELS: Final = (
+    "below the low bound",
+    *(f"{i / 10:g} to {(i + 1) / 10:g}" for i in range(9)),
+    "0.9 to 1 (1 = the high bound)",
+    "above the high bound",
+)
+"""The histogram's bins: the bounds are bin edges, a delay at the high bound (the cap) is in."""
+
+
 def position_bin(position: float) -> int:
-    """The histogram bin (of 12, 0.1 wide from -0.1 to 1.1) of a position inside the bounds.
+    """The histogram bin (of 12: below, ten 0.1 wide from 0 to 1, above) of a position.
 
     Bins 1..10 cover [0, 1] with both bounds inside (a delay equal to its high bound is in the
     last inner bin); bin 0 is below the low bound, bin 11 above the high bound.

@@ -14,21 +14,28 @@ from harness.report.analysis import humanize, numeric_columns, row_label
 from harness.report.model import Cell, Comparison, Report, Scenario
 from harness.report.scales import fmt_num
 
-__all__ = ["Finding", "findings"]
+__all__ = ["STEP06", "Finding", "findings"]
+
+STEP06: Final = (
+    "The Step 06 design is the original design this project improves on: the n8n workflows and "
+    "the service configuration it shipped with (its three workflows are in n8n/, its settings "
+    "are the N8N_* variables). Each finding says where it fails, what the fixed design in "
+    "reliability/ does instead, and the numbers that show it."
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One statement for the front page: the seed's behaviour, the fix, and the numbers."""
+    """One statement for the front page: the Step 06 design's behaviour, the fix, the numbers."""
 
     key: str
     title: str
-    seed_design: str
+    step06_design: str
     fixed_design: str
     evidence: tuple[tuple[str, str], ...]
     """(what, value) pairs, each taken from the results."""
     source: str
-    """Where the numbers come from (scenario, seed), or why there are none."""
+    """Where the numbers come from (scenario, random seed), or why there are none."""
     measured: bool
 
 
@@ -96,15 +103,17 @@ def _pick(
 def _replay_from_figures(
     report: Report,
 ) -> tuple[Scenario, tuple[tuple[str, str], ...], str] | None:
-    """The replay numbers from `seed_*`/`fixed_*` figures, when no comparison table exists."""
+    """The replay numbers from `step06_*`/`fixed_*` figures (`seed_*` in results written before
+    the rename), when no comparison table exists."""
     for s in report.scenarios:
         f = s.figures
-        keys = [k for k in f if k.startswith(("seed_", "fixed_")) and "replay" in k]
+        f = {(f"step06_{k[5:]}" if k.startswith("seed_") else k): v for k, v in f.items()}
+        keys = [k for k in f if k.startswith(("step06_", "fixed_")) and "replay" in k]
         if not keys:
             continue
         parts: list[str] = []
         evidence: list[tuple[str, str]] = []
-        for who in ("seed", "fixed"):
+        for who in ("step06", "fixed"):
             mine = [(k, v) for k, v in f.items() if k.startswith(f"{who}_")]
             evidence += [(humanize(k), fmt_num(v)) for k, v in mine]
             acc = next((v for k, v in mine if "replay" in k and "accept" in k), None)
@@ -115,15 +124,16 @@ def _replay_from_figures(
             if drop is not None:
                 bits.append(f"{fmt_num(drop)} legitimate events dropped")
             if bits:
-                parts.append(f"{who} design: {' and '.join(bits)}")
+                name = "Step 06" if who == "step06" else who
+                parts.append(f"{name} design: {' and '.join(bits)}")
         return s, tuple(evidence), "; ".join(parts)
     return None
 
 
 def _replay_finding(report: Report) -> Finding:
     title = "Replay protection: a last-event-id ledger is not a dedupe"
-    seed_words = (
-        "The seed remembers only the last processed `event.id` per tenant "
+    step06_words = (
+        "The Step 06 design remembers only the last processed `event.id` per tenant "
         "(`stripe_event_ledger.last_processed_event_id`). Stripe does not order its deliveries, "
         "so an older event replayed later is not recognised, and a legitimate event that "
         "arrives out of order can be mistaken for one already seen."
@@ -141,7 +151,7 @@ def _replay_finding(report: Report) -> Finding:
             return Finding(
                 "replay-ledger",
                 title,
-                f"{seed_words} Measured, {sentence}.",
+                f"{step06_words} Measured, {sentence}.",
                 fixed_words,
                 fig_evidence,
                 _source(fs),
@@ -150,20 +160,20 @@ def _replay_finding(report: Report) -> Finding:
         return Finding(
             "replay-ledger",
             title,
-            seed_words,
+            step06_words,
             fixed_words,
             (),
             "Not measured: these results hold no replay comparison scenario.",
             measured=False,
         )
     s, c = found
-    seed_row = _pick(c, ("seed",), ("last", "ledger"))
-    fixed_row = _pick(c, ("fixed",), ("set", "processed"), not_row=seed_row)
+    step06_row = _pick(c, ("step 06", "seed"), ("last", "ledger"))
+    fixed_row = _pick(c, ("fixed",), ("set", "processed"), not_row=step06_row)
     evidence: list[tuple[str, str]] = []
     accepted = _first(_find_col(c, "replay"), _find_col(c, "accept"))
     dropped = _first(_find_col(c, "drop"), _find_col(c, "lost"))
     sentences: list[str] = []
-    for who, row in (("seed design", seed_row), ("fixed design", fixed_row)):
+    for who, row in (("Step 06 design", step06_row), ("fixed design", fixed_row)):
         if row is None:
             continue
         evidence.append((f"{who} ({row_label(c, row)})", _row_metrics(c, row)))
@@ -174,20 +184,21 @@ def _replay_finding(report: Report) -> Finding:
             bits.append(f"{fmt_num(v)} legitimate events dropped")
         if bits:
             sentences.append(f"{who}: {' and '.join(bits)}")
-    if seed_row is None and fixed_row is None:
+    if step06_row is None and fixed_row is None:
         evidence = [(row_label(c, r), _row_metrics(c, r)) for r in c.rows]
     if sentences:
-        seed_words += " Measured, " + "; ".join(sentences) + "."
+        step06_words += " Measured, " + "; ".join(sentences) + "."
     return Finding(
-        "replay-ledger", title, seed_words, fixed_words, tuple(evidence), _source(s), True
+        "replay-ledger", title, step06_words, fixed_words, tuple(evidence), _source(s), True
     )
 
 
 def _herd_finding(report: Report) -> Finding:
-    title = "Jitter: the seed's additive 0.1 x base jitter hardly spreads a herd"
-    seed_words = (
-        "The seed waits `base * 2^attempt + random() * 0.1 * base`: the random part is a tenth "
-        "of the base delay, so clients that failed together retry together, in near-lockstep."
+    title = "Jitter: the Step 06 design's additive 0.1 x base jitter hardly spreads a herd"
+    step06_words = (
+        "The Step 06 design waits `base * 2^attempt + random() * 0.1 * base`: the random part "
+        "is a tenth of the base delay, so clients that failed together retry together, in "
+        "near-lockstep."
     )
     fixed_words = (
         "The fixed design offers full, equal and decorrelated jitter (delays spread over the "
@@ -199,7 +210,7 @@ def _herd_finding(report: Report) -> Finding:
         return Finding(
             "additive-jitter",
             title,
-            seed_words,
+            step06_words,
             fixed_words,
             (),
             "Not measured: these results hold no herd comparison scenario.",
@@ -221,14 +232,14 @@ def _herd_finding(report: Report) -> Finding:
         order = ", ".join(f"{_name(r)} {fmt_num(_num(r[col]) or 0.0)}" for r in ranked)
         sentences.append(f"{humanize(c.columns[col])}: {order}")
     if sentences:
-        seed_words += f" Measured at n8n{cond}, worst first: " + "; ".join(sentences) + "."
+        step06_words += f" Measured at n8n{cond}, worst first: " + "; ".join(sentences) + "."
     if c.verdict:
         fixed_words += f" The herd scenario's verdict: {c.verdict}"
         if not c.verdict.endswith("."):
             fixed_words += "."
     else:
         fixed_words += _study_sentence(c, rows)
-    return Finding("additive-jitter", title, seed_words, fixed_words, evidence, _source(s), True)
+    return Finding("additive-jitter", title, step06_words, fixed_words, evidence, _source(s), True)
 
 
 def _by_column(col: int) -> Callable[[Sequence[Cell]], tuple[float, str]]:
@@ -268,11 +279,11 @@ _SECRET_WORDS: Final = ("secret", "timing", "cron", "forbidden", "bearer")
 
 def _secret_finding(report: Report) -> Finding:
     title = "Cron secret: `secret === expected` leaks timing; a query-string secret leaks to logs"
-    seed_words = (
-        'The seed checks `url.searchParams.get("secret") === exp`. String equality stops at '
-        "the first differing character, so response time tells an attacker how much of a guess "
-        "is right; and a secret in the query string is written to access logs, proxy logs and "
-        "browser history."
+    step06_words = (
+        'The Step 06 design checks `url.searchParams.get("secret") === exp`. String equality '
+        "stops at the first differing character, so response time tells an attacker how much "
+        "of a guess is right; and a secret in the query string is written to access logs, proxy "
+        "logs and browser history."
     )
     fixed_words = (
         "The fixed design compares in constant time (`hmac.compare_digest`), also accepts "
@@ -302,7 +313,7 @@ def _secret_finding(report: Report) -> Finding:
         return Finding(
             "cron-secret",
             title,
-            seed_words,
+            step06_words,
             fixed_words,
             (),
             "Not measured by these results: this is a code-level finding; the load test's cron "
@@ -311,7 +322,7 @@ def _secret_finding(report: Report) -> Finding:
         )
     fixed_words += " Measured: " + "; ".join(f"{w}: {v}" for w, v in evidence) + "."
     return Finding(
-        "cron-secret", title, seed_words, fixed_words, tuple(evidence), "; ".join(sources), True
+        "cron-secret", title, step06_words, fixed_words, tuple(evidence), "; ".join(sources), True
     )
 
 
@@ -344,8 +355,9 @@ def _dlq_finding(report: Report) -> Finding | None:
         return Finding(
             "dlq-timer",
             "DLQ expiry: no hourly timer needed",
-            "The seed cleans the dead-letter queue 'every hour', which needs a background timer "
-            "that the rest of the design removed, and leaves expired entries visible until then.",
+            "The Step 06 design cleans the dead-letter queue 'every hour', which needs a "
+            "background timer that the rest of the design removed, and leaves expired entries "
+            "visible until then.",
             "The fixed design filters every read on `expires_at` (an entry is invisible from its "
             "expiry on) and lets cron/drain calls remove expired rows, guarded so concurrent "
             "instances don't collide." + (f" In this run: {held}." if held else ""),

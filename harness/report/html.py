@@ -13,7 +13,7 @@ from typing import Final
 from harness.report import analysis as an
 from harness.report import html_blocks as hb
 from harness.report import html_series, html_tables, svg
-from harness.report.findings import Finding, findings
+from harness.report.findings import STEP06, Finding, findings
 from harness.report.model import (
     Report,
     Scenario,
@@ -98,11 +98,8 @@ def _header(report: Report, t: an.Totals) -> Iterator[str]:
     word = "\u2714 PASSED" if t.passed else "\u2718 FAILED"
     yield f'<p class="verdict {cls}" role="status">{word}: {hb.esc(", ".join(parts))}</p>'
     for c in report.chaos:
-        yield (
-            f"<p>Chaos run with seed <strong>{c.seed}</strong>; reproduce with "
-            f"<code>{hb.esc(c.command or 'reliability-harness chaos --seed ' + str(c.seed))}</code>"
-            "</p>"
-        )
+        words, command = hb.esc(an.chaos_run_words(c)), hb.esc(an.chaos_command(c))
+        yield f"<p>{words}; reproduce with <code>{command}</code></p>"
     for lr in report.load:
         if lr.command:
             yield f"<p>Load run; reproduce with <code>{hb.esc(lr.command)}</code></p>"
@@ -116,11 +113,12 @@ def _nav(entries: Sequence[tuple[str, str]]) -> str:
 
 def _findings(fs: Sequence[Finding]) -> Iterator[str]:
     yield '<section id="findings" aria-labelledby="findings-h">'
-    yield '<h2 id="findings-h">Findings: where the seed\'s design fails, and the fix</h2>'
+    yield '<h2 id="findings-h">Findings: where the Step 06 design fails, and the fix</h2>'
+    yield f"<p>{hb.esc(STEP06)}</p>"
     for f in fs:
         cls = "finding" if f.measured else "finding unmeasured"
         yield f'<article class="{cls}" id="finding-{hb.esc(f.key)}"><h3>{hb.md_code(f.title)}</h3>'
-        yield f"<p><strong>Seed design.</strong> {hb.md_code(f.seed_design)}</p>"
+        yield f"<p><strong>Step 06 design.</strong> {hb.md_code(f.step06_design)}</p>"
         yield f"<p><strong>Fixed design.</strong> {hb.md_code(f.fixed_design)}</p>"
         if f.evidence:
             yield hb.table("The numbers", ("measured", "value"), [list(e) for e in f.evidence])
@@ -156,7 +154,7 @@ def _verdicts(report: Report, slugs: Sequence[str]) -> Iterator[str]:
             "verdict",
             "invariants held",
             "invariants",
-            "seed",
+            "random seed",
             "simulated time",
             "trace hash",
         ),
@@ -176,7 +174,7 @@ def _scenario(s: Scenario, slug: str, ids: hb.Ids) -> Iterator[str]:
     yield '<dl class="meta">'
     meta = [
         ("Reproduce", f"<code>{hb.esc(s.command)}</code>" if s.command else "not recorded"),
-        ("Seed", str(s.seed)),
+        ("Random seed", str(s.seed)),
         ("Scenario file", f"<code>{hb.esc(s.file)}</code>" if s.file else ""),
         ("Store", hb.esc(s.store)),
         ("Simulated time", hb.esc(svg.fmt_duration(s.simulated_seconds))),
@@ -190,12 +188,16 @@ def _scenario(s: Scenario, slug: str, ids: hb.Ids) -> Iterator[str]:
     yield from hb.invariants_table(s.invariants, f"Invariants checked in {s.name}")
     if s.figures:
         yield f"<h3>Key figures of {hb.esc(s.name)}</h3>"
-        yield hb.table(
-            f"Figures of {s.name}",
-            ("figure", "value"),
-            [[an.humanize(k), svg.fmt_num(v)] for k, v in s.figures.items()],
-            numeric=(1,),
-        )
+        plain, columns, grid = an.figure_tables(s.figures)
+        if grid:
+            yield hb.table(
+                f"Figures of {s.name} per variant (rows) and measure (columns)",
+                columns,
+                grid,
+                numeric=range(1, len(columns)),
+            )
+        if plain:
+            yield hb.table(f"Figures of {s.name}", ("figure", "value"), plain, numeric=(1,))
     yield from html_series.retry_delays(s, ids)
     yield from html_series.breakers(s, ids)
     yield from html_series.dlq(s, ids)
@@ -211,7 +213,7 @@ def _environment(report: Report, generated_at: str, generator: str) -> Iterator[
     yield '<h2 id="environment-h">Generation time and environment</h2>'
     yield (
         "<p>This section differs between runs and machines; everything above it is a "
-        "function of the seed and the scenario catalogue.</p>"
+        "function of the random seeds and the scenario catalogue.</p>"
     )
     rows = [["report generated at", generated_at], ["report generator", generator]]
     for res in report.inputs:

@@ -64,29 +64,26 @@ def retry_delays(s: Scenario, ids: hb.Ids) -> Iterator[str]:
         yield hb.pair(chart, table, "Observed delays per attempt against the strategy's bounds.")
         if g.positions:
             edges = [round(-0.1 + 0.1 * i, 10) for i in range(13)]
-            counts = [0] * 12
-            for p in g.positions:
-                counts[an.position_bin(p)] += 1
+            counts = g.bins  # the same counts the verdict above is made of
             hist = svg.histogram(
                 chart_id=ids.chart(),
                 title=f"Where the {g.strategy} delays fall inside their bounds",
                 desc=(
                     "Histogram of (delay - low bound) / (high bound - low bound): 0 is the low "
-                    "bound, 1 the high bound; bars left of 0 or right of 1 would be violations. "
+                    "bound, 1 the high bound (a delay at the cap is at 1, inside); bars left of 0 "
+                    f"or right of 1 are violations: {counts[0] + counts[-1]} of "
                     f"{len(g.positions)} delays."
                 ),
                 edges=edges,
                 counts=counts,
                 bounds=[svg.Bound(0.0, "low bound"), svg.Bound(1.0, "high bound")],
                 x_label="position inside the bounds (0 = low, 1 = high)",
+                labels=an.POSITION_LABELS,
             )
             htable = hb.table(
                 f"Position of {g.strategy} delays inside their bounds",
                 ("position", "delays"),
-                [
-                    [f"{svg.fmt_num(edges[i])} to {svg.fmt_num(edges[i + 1])}", f"{c:,}"]
-                    for i, c in enumerate(counts)
-                ],
+                [[label, f"{c:,}"] for label, c in zip(an.POSITION_LABELS, counts, strict=True)],
                 numeric=(1,),
             )
             yield hb.pair(hist, htable, "A flat histogram between the markers means well-spread.")

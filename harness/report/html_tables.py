@@ -7,30 +7,33 @@ from collections.abc import Iterator, Sequence
 
 from harness.report import analysis as an
 from harness.report import html_blocks as hb
-from harness.report import svg
+from harness.report import html_study, svg
 from harness.report.model import Comparison, LoadResults, Scenario
 
 __all__ = ["comparison", "load"]
 
 
 def comparison(s: Scenario, c: Comparison, ids: hb.Ids) -> Iterator[str]:
+    if c.kind == "aws-occ":
+        yield from html_study.occ_section(s, c, ids)
+        return
     title = {
         "herd": "Herd comparison: jitter strategies against an n8n that recovers",
-        "replay": "Replay comparison: the seed's last-event-id ledger versus the fixed design",
+        "replay": "Replay comparison: the Step 06 last-event-id ledger versus the fixed design",
     }.get(c.kind, f"Comparison: {c.kind}")
     yield f"<h3>{hb.esc(title)}</h3>"
     nums = an.numeric_columns(c)
     table = hb.table(
-        f"{c.kind} comparison in {s.name}",
-        c.columns,
-        [[hb.fmt_cell(x) for x in row] for row in c.rows],
+        f"{c.kind} comparison in {s.name}: variants (rows) by measure (columns)",
+        [an.words(col) for col in c.columns],
+        [[_cell(c, i, x) for i, x in enumerate(row)] for row in c.rows],
         numeric=nums,
     )
     labels = [an.row_label(c, r) for r in c.rows]
     keys = [i for i in range(len(c.columns)) if i not in nums]
     charts: list[str] = []
     for i in nums:
-        col = an.humanize(c.columns[i])
+        col = an.words(c.columns[i])
         vals = [_as_float(r[i]) for r in c.rows]
         if len(keys) == 2:
             # Two label columns (strategy x budget): groups of bars, one bar per second key.
@@ -40,7 +43,7 @@ def comparison(s: Scenario, c: Comparison, ids: hb.Ids) -> Iterator[str]:
                 (_key_text(c, keys[0], r), _key_text(c, keys[1], r)): _as_float(r[i])
                 for r in c.rows
             }
-            series = [(sub, [cell.get((cat, sub), 0.0) for cat in cats]) for sub in subs]
+            series = [(sub, [cell.get((cat, sub)) for cat in cats]) for sub in subs]
         else:
             cats, series = labels, [(col, vals)]
         charts.append(
@@ -48,30 +51,43 @@ def comparison(s: Scenario, c: Comparison, ids: hb.Ids) -> Iterator[str]:
                 chart_id=ids.chart(),
                 title=f"{col} per {c.kind} variant in {s.name}",
                 desc=f"{col}: "
-                + ", ".join(f"{lb} {svg.fmt_num(v)}" for lb, v in zip(labels, vals, strict=True))
+                + ", ".join(
+                    f"{lb} {an.fmt_value(c.columns[i], v)}"
+                    for lb, v in zip(labels, vals, strict=True)
+                )
                 + ".",
                 categories=cats,
                 series=series,
                 y_label=col,
+                y_fmt="time" if an.is_time(c.columns[i]) else "num",
             )
         )
     if not charts:
         yield table
         return
-    yield hb.pair(charts[0], table, f"{an.humanize(c.columns[nums[0]])} per variant.")
+    yield hb.pair(charts[0], table, f"{an.words(c.columns[nums[0]])} per variant.")
     for ch, i in zip(charts[1:], nums[1:], strict=True):
-        col = an.humanize(c.columns[i])
+        col = an.words(c.columns[i])
         small = hb.table(
             f"{col} per variant",
             ("variant", col),
-            [[lb, hb.fmt_cell(r[i])] for lb, r in zip(labels, c.rows, strict=True)],
+            [[lb, _cell(c, i, r[i])] for lb, r in zip(labels, c.rows, strict=True)],
             numeric=(1,),
         )
         yield hb.pair(ch, small, f"{col} per variant.")
 
 
-def _as_float(v: object) -> float:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else 0.0
+def _as_float(v: object) -> float | None:
+    """A numeric cell as a float; None (never) stays None."""
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _cell(c: Comparison, i: int, v: object) -> str:
+    """A comparison cell in words: durations for time columns, "never" for a null time."""
+    number = _as_float(v)
+    if number is not None or (v is None and an.is_time(c.columns[i])):
+        return an.fmt_value(c.columns[i], number)
+    return hb.fmt_cell(v)
 
 
 def _key_text(c: Comparison, i: int, row: Sequence[object]) -> str:

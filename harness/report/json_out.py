@@ -140,7 +140,7 @@ def report_dict(report: Report, *, generated_at: str, generator: str) -> dict[st
             {
                 "key": f.key,
                 "title": f.title,
-                "seed_design": f.seed_design,
+                "step06_design": f.step06_design,
                 "fixed_design": f.fixed_design,
                 "evidence": [{"what": w, "value": v} for w, v in f.evidence],
                 "source": f.source,

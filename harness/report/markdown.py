@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from typing import Final
 
 from harness.report import analysis as an
-from harness.report.findings import findings
+from harness.report.findings import STEP06, findings
 from harness.report.html import ENV_BEGIN, ENV_END
 from harness.report.model import Invariant, LoadResults, Report
 from harness.report.svg import fmt_duration, fmt_num
@@ -98,17 +98,18 @@ def _headline(report: Report) -> Iterator[str]:
         parts.append(f"**{t.load_runs_passed} of {t.load_runs}** load runs passed")
     yield ", ".join(parts) + "."
     for c in report.chaos:
-        cmd = c.command or f"reliability-harness chaos --seed {c.seed}"
-        yield f"Chaos seed **{c.seed}**, reproduce with `{cmd}`."
+        yield f"{an.chaos_run_words(c)}; reproduce with `{an.chaos_command(c)}`."
     yield ""
 
 
 def _findings(report: Report) -> Iterator[str]:
-    yield "### Findings: where the seed's design fails"
+    yield "### Findings: where the Step 06 design fails"
+    yield ""
+    yield STEP06
     yield ""
     for f in findings(report):
         yield f"- **{f.title}**  "
-        yield f"  Seed design: {f.seed_design}  "
+        yield f"  Step 06 design: {f.step06_design}  "
         yield f"  Fixed design: {f.fixed_design}"
         if not f.measured:
             yield f"  _{f.source}_"
@@ -126,7 +127,7 @@ def _scenarios(report: Report) -> Iterator[str]:
     for s in report.scenarios:
         held = sum(1 for i in s.invariants if i.passed)
         figs = ", ".join(
-            f"{an.humanize(k)} {fmt_num(v)}" for k, v in list(s.figures.items())[:_MAX_FIGURES]
+            f"{an.words(k)} {an.fmt_value(k, v)}" for k, v in list(s.figures.items())[:_MAX_FIGURES]
         )
         rows.append(
             [
@@ -139,7 +140,7 @@ def _scenarios(report: Report) -> Iterator[str]:
             ]
         )
     yield from _table(
-        ("scenario", "verdict", "invariants held", "seed", "simulated", "key figures"),
+        ("scenario", "verdict", "invariants held", "random seed", "simulated", "key figures"),
         rows,
         {2, 3, 4},
     )

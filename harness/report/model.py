@@ -138,7 +138,8 @@ class Scenario:
     simulated_seconds: float = 0.0
     wall_seconds: float | None = None
     trace_hash: str = ""
-    figures: Mapping[str, float] = field(default_factory=dict)
+    figures: Mapping[str, float | None] = field(default_factory=dict)
+    """Key figures; None (JSON null) for a time that never came (nothing delivered it)."""
     series: Series = field(default_factory=Series)
     comparison: Comparison | None = None
 
@@ -150,7 +151,8 @@ class ChaosResults:
     path: Path
     generated_at: str
     environment: Mapping[str, str]
-    seed: int
+    seed: int | None
+    """The `--seed` given for the whole run; None when each scenario used its own."""
     command: str
     scenarios: tuple[Scenario, ...]
 

@@ -41,6 +41,12 @@ from harness.report.model import (
 __all__ = ["load_report", "load_results", "resolve_results_path", "results_from"]
 
 
+def _strategy(name: str) -> str:
+    """A backoff strategy's current name: `seed` is what results before the rename called the
+    additive strategy (in reports "seed" means only the random seed)."""
+    return "additive" if name == "seed" else name
+
+
 def _results_error(source: str, key: str, problem: str) -> ResultsError:
     where = "" if key in ("", "(file)") else f" key '{key}':"
     return ResultsError(f"{source}:{where} {problem}")
@@ -233,7 +239,7 @@ def _group_variant(r: _Reader, e: dict[str, JSONValue], ek: str) -> tuple[str, s
     A herd variant label is `<strategy>` or `<strategy>+budget`; the part after `+` becomes the
     variant ("budget on"), the part before the line.
     """
-    group = r.str_(e, "strategy", ek, default="")
+    group = _strategy(r.str_(e, "strategy", ek, default=""))
     variant = ""
     budget = e.get("budget")
     if budget is not None:
@@ -243,7 +249,7 @@ def _group_variant(r: _Reader, e: dict[str, JSONValue], ek: str) -> tuple[str, s
     label = r.str_(e, "variant", ek, default="")
     if label:
         base, _, rest = label.partition("+")
-        group = group or base
+        group = group or _strategy(base)
         if not variant:
             variant = f"{rest} on" if rest == "budget" else rest
     return group, variant
@@ -275,7 +281,7 @@ def _series(r: _Reader, v: JSONValue, key: str) -> Series:
     o = r.obj(v, key)
     delays = tuple(
         RetryDelay(
-            strategy=r.str_(e, "strategy", f"{key}.retry_delays[{i}]"),
+            strategy=_strategy(r.str_(e, "strategy", f"{key}.retry_delays[{i}]")),
             attempt=r.int_(e, "attempt", f"{key}.retry_delays[{i}]"),
             delay=r.num(e, "delay", f"{key}.retry_delays[{i}]"),
             low=r.num(e, "low", f"{key}.retry_delays[{i}]"),
@@ -317,7 +323,13 @@ def _comparison(r: _Reader, v: JSONValue, key: str) -> Comparison | None:
         cells = r.arr(row, f"{rows_key}[{i}]")
         if len(cells) != len(columns):
             r.fail(f"{rows_key}[{i}]", f"has {len(cells)} cells for {len(columns)} columns")
-        rows.append(tuple(_cell(r, c, f"{rows_key}[{i}][{j}]") for j, c in enumerate(cells)))
+        got = [_cell(r, c, f"{rows_key}[{i}][{j}]") for j, c in enumerate(cells)]
+        rows.append(
+            tuple(
+                _strategy(c) if col == "strategy" and isinstance(c, str) else c
+                for col, c in zip(columns, got, strict=True)
+            )
+        )
     matches = o.get("matches_study")
     if matches is not None and not isinstance(matches, bool):
         r.fail(_join(key, "matches_study"), f"expected true or false, got {_kind(matches)}")
@@ -342,16 +354,18 @@ def _cell(r: _Reader, v: JSONValue, key: str) -> Cell:
     return v
 
 
-def _figures(r: _Reader, o: dict[str, JSONValue], key: str) -> dict[str, float]:
+def _figures(r: _Reader, o: dict[str, JSONValue], key: str) -> dict[str, float | None]:
     v = o.get("figures")
     if v is None:
         return {}
     k = _join(key, "figures")
-    return {name: r.finite(x, f"{k}.{name}") for name, x in r.obj(v, k).items()}
+    return {
+        name: None if x is None else r.finite(x, f"{k}.{name}") for name, x in r.obj(v, k).items()
+    }
 
 
 def _chaos(r: _Reader, top: dict[str, JSONValue]) -> ChaosResults:
-    seed = r.int_(top, "seed", "")
+    seed = None if top.get("seed") is None else r.int_(top, "seed", "")
     r.arr(r.get(top, "scenarios", ""), "scenarios")
     scenarios: list[Scenario] = []
     for i, s in enumerate(r.objects(top, "scenarios", "")):

@@ -300,8 +300,10 @@ def histogram(
     bounds: Sequence[Bound],
     x_label: str,
     y_label: str = "retries",
+    labels: Sequence[str] = (),
 ) -> str:
-    """Bars over bins `edges[i]..edges[i+1]` with vertical bound markers drawn on top."""
+    """Bars over bins `edges[i]..edges[i+1]` with vertical bound markers drawn on top; `labels`
+    name the bins in the bars' tooltips (default: their edges)."""
     if not counts or sum(counts) == 0 or len(edges) != len(counts) + 1:
         return _empty(chart_id, title, desc, "No data recorded.")
     fr = _Frame(edges[0], edges[-1], 0.0, max(counts) * 1.1)
@@ -315,7 +317,7 @@ def histogram(
         out.append(
             f'<rect class="bar" x="{_f(x0 + 1)}" y="{_f(y)}" width="{_f(max(x1 - x0 - 2, 1))}" '
             f'height="{_f(fr.py0 - y)}" fill="{PALETTE[0]}">'
-            f"<title>{fmt_num(edges[i])} to {fmt_num(edges[i + 1])}: {c}</title></rect>"
+            f"<title>{_esc(labels[i]) if i < len(labels) else _bin(edges, i)}: {c}</title></rect>"
         )
     for b in bounds:
         x = fr.x(b.x)
@@ -329,6 +331,10 @@ def histogram(
         )
     out.append("</svg>")
     return "\n".join(out)
+
+
+def _bin(edges: Sequence[float], i: int) -> str:
+    return f"{fmt_num(edges[i])} to {fmt_num(edges[i + 1])}"
 
 
 def range_chart(
@@ -389,11 +395,15 @@ def bar_chart(
     title: str,
     desc: str,
     categories: Sequence[str],
-    series: Sequence[tuple[str, Sequence[float]]],
+    series: Sequence[tuple[str, Sequence[float | None]]],
     y_label: str,
+    y_fmt: str = "num",
 ) -> str:
-    """Grouped vertical bars: one group per category, one bar per series, values labelled."""
-    values = [v for _, vs in series for v in vs]
+    """Grouped vertical bars: one group per category, one bar per series, values labelled.
+
+    A None value (a time that never came) draws no bar, only the word "never" on the axis.
+    """
+    values = [v for _, vs in series for v in vs if v is not None]
     if not categories or not values:
         return _empty(chart_id, title, desc, "No data recorded.")
     extra = _legend_height(len(series))
@@ -401,7 +411,7 @@ def bar_chart(
     height = _H + extra + 14 * (label_rows - 1)
     fr = _Frame(0.0, float(len(categories)), min(0.0, min(values)), max(values) * 1.12 or 1.0)
     out = _open(chart_id, title, desc, height)
-    out += _axes(fr, "", y_label, x_time=False, x_ticks=False)
+    out += _axes(fr, "", y_label, x_time=False, x_ticks=False, y_fmt=y_fmt)
     slot = (fr.px1 - fr.px0) / len(categories)
     bw = min(slot * 0.8 / max(len(series), 1), 48.0)
     for ci, cat in enumerate(categories):
@@ -410,17 +420,25 @@ def bar_chart(
             if ci >= len(vs):
                 continue
             v = vs[ci]
-            y, y0 = fr.y(max(v, 0.0)), fr.y(min(v, 0.0))
             x = gx + si * bw
+            if v is None:
+                out.append(
+                    f'<text x="{_f(x + bw / 2)}" y="{_f(fr.py0 - 3)}" text-anchor="middle" '
+                    f'font-size="10" font-family="sans-serif" fill="#222">never'
+                    f"<title>{_esc(cat)}, {_esc(name)}: never</title></text>"
+                )
+                continue
+            y, y0 = fr.y(max(v, 0.0)), fr.y(min(v, 0.0))
             colour = PALETTE[si % len(PALETTE)]
+            text = fmt_duration(v) if y_fmt == "time" else fmt_num(v)
             out.append(
                 f'<rect class="bar" x="{_f(x + 1)}" y="{_f(y)}" width="{_f(bw - 2)}" '
                 f'height="{_f(max(y0 - y, 0.5))}" fill="{colour}"><title>{_esc(cat)}, '
-                f"{_esc(name)}: {fmt_num(v)}</title></rect>"
+                f"{_esc(name)}: {text}</title></rect>"
             )
             out.append(
                 f'<text x="{_f(x + bw / 2)}" y="{_f(y - 3)}" text-anchor="middle" '
-                f'font-size="10" font-family="sans-serif" fill="#222">{fmt_num(v)}</text>'
+                f'font-size="10" font-family="sans-serif" fill="#222">{text}</text>'
             )
         words = _wrap(cat, 14, label_rows)
         for li, w in enumerate(words):
