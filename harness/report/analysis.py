@@ -21,6 +21,7 @@ from harness.report.model import (
     LoadResults,
     Report,
     RetryDelay,
+    Scenario,
     TimePoint,
 )
 from harness.report.scales import fmt_duration, fmt_num, time_step
@@ -46,6 +47,9 @@ __all__ = [
     "numeric_columns",
     "position_bin",
     "row_label",
+    "run_length",
+    "setting_words",
+    "shown_path",
     "strategy_key",
     "totals",
     "words",
@@ -157,6 +161,40 @@ def figure_tables(
     columns = ("variant", *(words(m) for m in measures))
     rows = [(var, *(cells.get(m, "") for m in measures)) for var, cells in grid.items()]
     return plain, columns, rows
+
+
+def run_length(s: Scenario) -> float:
+    """Simulated seconds of one run of the scenario: a herd comparison's `simulated_seconds`
+    adds up its variants' runs, which all last as long (one row per variant)."""
+    if s.comparison is not None and s.comparison.kind == "herd" and s.comparison.rows:
+        return s.simulated_seconds / len(s.comparison.rows)
+    return s.simulated_seconds
+
+
+def shown_path(text: str) -> str:
+    """An absolute path as its last two parts (`…/loadtests/locustfile.py`): a report must not
+    carry the layout of the machine it was made on."""
+    if not text.startswith("/") or "/" not in text[1:]:
+        return text
+    return "…/" + "/".join(text.rstrip("/").split("/")[-2:])
+
+
+def setting_words(v: object) -> str:
+    """A configuration value in words: `none` for null, lists and mappings spelled out, paths
+    shortened."""
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int | float):
+        return fmt_num(v)
+    if isinstance(v, str):
+        return shown_path(v)
+    if isinstance(v, list):
+        return ", ".join(setting_words(x) for x in v) or "none"
+    if isinstance(v, dict):
+        return "; ".join(f"{words(str(k))} {setting_words(x)}" for k, x in v.items()) or "none"
+    return str(v)
 
 
 def humanize(name: str) -> str:

@@ -18,6 +18,7 @@ from harness.report.model import (
     Report,
     Scenario,
 )
+from harness.report.options import BUILT_IN, ReportOptions, about_html
 
 __all__ = ["ENV_BEGIN", "ENV_END", "render_html"]
 
@@ -44,17 +45,18 @@ h4 { font-size: 1rem; margin: 16px 0 6px; }
 code, pre { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace;
   font-size: 0.9em; }
 code { background: #f3f3f3; padding: 1px 4px; border-radius: 3px; overflow-wrap: anywhere; }
-pre { background: #f6f6f6; border: 1px solid #ddd; padding: 10px; overflow: auto;
-  white-space: pre-wrap; }
+pre { background: #f6f6f6; border: 1px solid #ddd; padding: 10px; white-space: pre-wrap;
+  overflow-wrap: anywhere; }
 .verdict { font-size: 1.15rem; font-weight: 600; padding: 8px 12px; border-radius: 4px;
   display: inline-block; }
 .pass { color: #0b5d1e; }
 .fail { color: #a4141c; }
 .verdict.pass { background: #e6f4ea; border: 1px solid #0b5d1e; }
 .verdict.fail { background: #fdecea; border: 1px solid #a4141c; }
-table { border-collapse: collapse; margin: 6px 0 12px; font-size: 0.9rem; }
+table { border-collapse: collapse; margin: 6px 0 12px; font-size: 0.9rem; max-width: 100%; }
 caption { text-align: left; font-weight: 600; padding: 4px 0; }
-th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top;
+  overflow-wrap: anywhere; }
 thead th { background: #f0f0f0; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .finding { border-left: 4px solid #0072B2; padding: 4px 14px; margin: 14px 0; background: #f8fbfd; }
@@ -63,7 +65,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 .pair { display: grid; grid-template-columns: minmax(0, 660px) minmax(0, 1fr); gap: 16px;
   align-items: start; margin: 8px 0 18px; break-inside: avoid; }
 .pair svg { max-width: 100%; height: auto; }
-.data { max-height: 360px; overflow: auto; }
+.data { min-width: 0; }
 figure { margin: 0; }
 figcaption { font-size: 0.9rem; color: #333; margin-top: 4px; }
 dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; }
@@ -72,11 +74,12 @@ dl.meta dd { margin: 0; }
 nav ol { columns: 2; }
 footer { margin-top: 40px; padding-bottom: 30px; font-size: 0.85rem; color: #333; }
 @media (max-width: 1100px) { .pair { grid-template-columns: 1fr; } }
+@media (max-width: 900px) { td.num { white-space: normal; } nav ol { columns: 1; }
+  dl.meta { grid-template-columns: 1fr; } }
 @media print {
   nav, .skip { display: none; }
   body { font-size: 10pt; }
   header, main, footer { max-width: none; padding: 0; }
-  .data { max-height: none; overflow: visible; }
   .pair { grid-template-columns: 1fr; }
   section.scenario { break-before: page; }
   h2, h3, h4 { break-after: avoid; }
@@ -87,9 +90,9 @@ footer { margin-top: 40px; padding-bottom: 30px; font-size: 0.85rem; color: #333
 """
 
 
-def _header(report: Report, t: an.Totals) -> Iterator[str]:
+def _header(report: Report, t: an.Totals, options: ReportOptions) -> Iterator[str]:
     yield "<header>"
-    yield "<h1>Reliability report</h1>"
+    yield f"<h1>{hb.esc(options.title)}</h1>"
     parts = [f"{t.scenarios_passed} of {t.scenarios} scenarios passed"]
     parts.append(f"{t.invariants_passed} of {t.invariants} invariants held")
     if t.load_runs:
@@ -217,7 +220,9 @@ def _environment(report: Report, generated_at: str, generator: str) -> Iterator[
     )
     rows = [["report generated at", generated_at], ["report generator", generator]]
     for res in report.inputs:
-        rows.append([f"input {res.path}", f"results generated at {res.generated_at}"])
+        rows.append(
+            [f"input {an.shown_path(str(res.path))}", f"results generated at {res.generated_at}"]
+        )
         rows += [[f"  {k}", v] for k, v in res.environment.items()]
     yield hb.table("Generation", ("what", "value"), rows)
     walls = [s for s in report.scenarios if s.wall_seconds is not None]
@@ -237,19 +242,23 @@ def _environment(report: Report, generated_at: str, generator: str) -> Iterator[
     yield ENV_END
 
 
-def render_html(report: Report, *, generated_at: str, generator: str) -> str:
+def render_html(
+    report: Report, *, generated_at: str, generator: str, options: ReportOptions = BUILT_IN
+) -> str:
     """The whole page as one string (UTF-8 text)."""
     ids = hb.Ids()
     t = an.totals(report)
     slugs = [ids.slug(f"scenario-{s.name}") for s in report.scenarios]
     load_slugs = [ids.slug(f"load-{i + 1}") for i in range(len(report.load))]
-    nav = [("findings", "Findings")]
+    nav = [("about", "About this report")] if options.about else []
+    if options.findings:
+        nav.append(("findings", "Findings"))
     if report.scenarios:
         nav.append(("verdicts", "Verdicts"))
     nav += [(sl, f"Scenario {s.name}") for s, sl in zip(report.scenarios, slugs, strict=True)]
     nav += [(sl, f"Load test {i + 1}") for i, sl in enumerate(load_slugs)]
     nav.append(("environment", "Generation and environment"))
-    title = "Reliability report: " + ("passed" if t.passed else "FAILED")
+    title = f"{options.title}: " + ("passed" if t.passed else "FAILED")
     out: list[str] = [
         "<!DOCTYPE html>",
         '<html lang="en" xmlns="http://www.w3.org/1999/xhtml">',
@@ -263,10 +272,16 @@ def render_html(report: Report, *, generated_at: str, generator: str) -> str:
         "<body>",
         '<a class="skip" href="#main">Skip to the report</a>',
     ]
-    out += _header(report, t)
+    out += _header(report, t, options)
     out.append(_nav(nav))
     out.append('<main id="main">')
-    out += _findings(findings(report))
+    if options.about:
+        out.append('<section id="about" aria-labelledby="about-h">')
+        out.append('<h2 id="about-h">About this report</h2>')
+        out.append(about_html(options.about))
+        out.append("</section>")
+    if options.findings:
+        out += _findings(findings(report))
     if report.scenarios:
         out += _verdicts(report, slugs)
     for s, slug in zip(report.scenarios, slugs, strict=True):

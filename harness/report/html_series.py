@@ -97,9 +97,9 @@ def retry_delays(s: Scenario, ids: hb.Ids) -> Iterator[str]:
 def breakers(s: Scenario, ids: hb.Ids) -> Iterator[str]:
     if not s.series.breaker_timeline:
         return
-    lanes = an.breaker_lanes(s.series.breaker_timeline, s.simulated_seconds)
+    lanes = an.breaker_lanes(s.series.breaker_timeline, an.run_length(s))
     yield "<h3>Breaker state per tenant over simulated time</h3>"
-    end = max([s.simulated_seconds, *(seg[1] for _, segs in lanes for seg in segs)])
+    end = max([an.run_length(s), *(seg[1] for _, segs in lanes for seg in segs)])
     states = sorted(
         {seg[2] for _, segs in lanes for seg in segs},
         key=lambda x: (
@@ -151,7 +151,7 @@ def breakers(s: Scenario, ids: hb.Ids) -> Iterator[str]:
         numeric=(1, 2, 3, 4),
     )
     note = f" {more} quieter tenants are in the table only." if more else ""
-    yield hb.pair(chart, table, "Green closed, orange half-open, red (outlined) open." + note)
+    yield hb.pair(chart, table, f"Breaker states: {svg.state_key(states)}." + note)
 
 
 def _variant_title(variant: str, variants: Sequence[str]) -> str:
@@ -173,7 +173,7 @@ def dlq(s: Scenario, ids: hb.Ids) -> Iterator[str]:
     yield "<h3>Dead-letter queue: visible depth, TTL expiry and purges</h3>"
     ttl = [(k, v) for k, v in s.figures.items() if "ttl" in k.lower()]
     ttl_words = "; ".join(f"{an.humanize(k)} {svg.fmt_num(v)}" for k, v in ttl)
-    end = max([s.simulated_seconds, *(p.t for p in all_depth), *(p.t for p in all_purges)])
+    end = max([an.run_length(s), *(p.t for p in all_depth), *(p.t for p in all_purges)])
     variants = sorted({p.variant for p in (*all_depth, *all_purges)})
     for variant in variants:
         heading = _variant_title(variant, variants)
@@ -237,7 +237,6 @@ def arrivals(s: Scenario, ids: hb.Ids) -> Iterator[str]:
     several = herd or len({p.group for p in s.series.arrivals}) > 1
     what = " per jitter strategy" if several else ""
     yield f"<h3>Arrivals per second at n8n{what}</h3>"
-    end = max([s.simulated_seconds, *(p.t for p in s.series.arrivals)])
     variants = an.arrival_variants(s.series.arrivals)
     for variant in variants:
         heading = _variant_title(variant, variants)
@@ -249,11 +248,9 @@ def arrivals(s: Scenario, ids: hb.Ids) -> Iterator[str]:
         counts = an.arrival_lines(points)
         named = [(g.removesuffix(f", {variant}") or "arrivals", pts) for g, _, pts in rates]
         buckets = sorted({b for _, b, _ in rates})
-        per = (
-            f", averaged over {' / '.join(svg.fmt_duration(b) for b in buckets)} buckets"
-            if buckets and max(buckets) > 1
-            else ""
-        )
+        per = f", counted in {' / '.join(svg.fmt_duration(b) for b in buckets)} buckets"
+        # The time window the arrivals fill (a 10 s burst gets a seconds axis, not the run's).
+        end = max((t + b for _, b, pts in rates for t, v in pts if v > 0), default=1.0)
         chart = svg.line_chart(
             chart_id=ids.chart(),
             title=f"Calls arriving at n8n per second in {s.name}{where}",
@@ -272,18 +269,26 @@ def arrivals(s: Scenario, ids: hb.Ids) -> Iterator[str]:
         )
         summary = hb.table(
             f"Arrivals summary{where}",
-            ("line", "peak per second", "peak at", "total arrivals", "last arrival"),
+            (
+                "line",
+                "bucket",
+                "peak per second in one bucket",
+                "peak bucket starts at",
+                "total arrivals",
+                "last arrival",
+            ),
             [
                 [
                     g,
+                    svg.fmt_duration(bucket),
                     svg.fmt_num(max(v for _, v in pts)),
                     svg.fmt_duration(max(pts, key=lambda p: (p[1], -p[0]))[0], end),
                     svg.fmt_num(sum(v for _, v in raw)),
                     svg.fmt_duration(max((t for t, v in raw if v > 0), default=0.0), end),
                 ]
-                for (g, pts), (_, raw) in zip(named, counts, strict=True)
+                for (g, pts), (_, raw), (_, bucket, _) in zip(named, counts, rates, strict=True)
             ],
-            numeric=(1, 2, 3, 4),
+            numeric=(1, 2, 3, 4, 5),
         )
         bt = an.bucket_table(named)
         table = hb.table(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 
 from harness.report import analysis as an
@@ -107,7 +106,7 @@ def load(lr: LoadResults, n: int, ids: hb.Ids, slug: str) -> Iterator[str]:
         yield hb.table(
             "Load configuration",
             ("setting", "value"),
-            [[k, json.dumps(v, sort_keys=True)] for k, v in lr.config.items()],
+            [[an.words(k), an.setting_words(v)] for k, v in lr.config.items()],
         )
     if lr.threshold_results:
         yield hb.table(
@@ -192,18 +191,26 @@ def _load_history(lr: LoadResults, ids: hb.Ids) -> Iterator[str]:
             y_label="milliseconds",
             name="Latency over time",
         )
-        thr = [
-            ("requests/s", [(p.t, p.rps) for p in hist if p.rps is not None]),
-            ("users", [(p.t, float(p.users)) for p in hist]),
-        ]
+        # Requests per second and users are different units: one chart (one axis) each.
+        rps = [("requests/s", [(p.t, p.rps) for p in hist if p.rps is not None])]
         yield _over_time(
             ids,
-            thr,
-            title="Throughput and users over the load run",
-            desc="Requests per second and simulated users over the run. Highest: "
-            f"{svg.fmt_num(max((v for _, v in thr[0][1]), default=None))} requests/s.",
-            y_label="per second / users",
+            rps,
+            title="Throughput over the load run",
+            desc="Requests per second over the run. Highest: "
+            f"{svg.fmt_num(max((v for _, v in rps[0][1]), default=None))} requests/s.",
+            y_label="requests per second",
             name="Throughput over time",
+        )
+        users = [("users", [(p.t, float(p.users)) for p in hist])]
+        yield _over_time(
+            ids,
+            users,
+            title="Simulated users over the load run",
+            desc="Simulated users over the run. Most: "
+            f"{svg.fmt_num(max((v for _, v in users[0][1]), default=None))}.",
+            y_label="users",
+            name="Users over time",
         )
 
 
@@ -227,4 +234,5 @@ def _over_time(
         x_time=True,
     )
     bt = an.bucket_table(series, time_label="time", stat="mean")
-    return hb.pair(chart, hb.table(name, bt.columns, bt.rows, numeric=(1, 2)), f"{name}.")
+    table = hb.table(name, bt.columns, bt.rows, numeric=range(1, len(bt.columns)))
+    return hb.pair(chart, table, f"{name}.")

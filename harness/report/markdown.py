@@ -14,6 +14,7 @@ from harness.report import analysis as an
 from harness.report.findings import STEP06, findings
 from harness.report.html import ENV_BEGIN, ENV_END
 from harness.report.model import Invariant, LoadResults, Report
+from harness.report.options import BUILT_IN, ReportOptions
 from harness.report.svg import fmt_duration, fmt_num
 
 __all__ = ["render_markdown"]
@@ -64,11 +65,16 @@ def _html(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def render_markdown(report: Report, *, generated_at: str, generator: str) -> str:
+def render_markdown(
+    report: Report, *, generated_at: str, generator: str, options: ReportOptions = BUILT_IN
+) -> str:
     """The summary as Markdown text."""
     out: list[str] = []
-    out += _headline(report)
-    out += _findings(report)
+    out += _headline(report, options.title)
+    if options.about:
+        out += [options.about.strip(), ""]
+    if options.findings:
+        out += _findings(report)
     out += _scenarios(report)
     out += _failures(report)
     for n, lr in enumerate(report.load):
@@ -77,7 +83,7 @@ def render_markdown(report: Report, *, generated_at: str, generator: str) -> str
     out.append("`index.html`; `report.json` and `junit.xml` sit beside it.")
     out.append("")
     out.append(_ENV_OPEN)
-    inputs = ", ".join(f"`{r.path}`" for r in report.inputs)
+    inputs = ", ".join(f"`{an.shown_path(str(r.path))}`" for r in report.inputs)
     out.append(
         f"<sub>Generated at {_html(generated_at)} by {_html(generator)} from {inputs}.</sub>"
     )
@@ -85,10 +91,10 @@ def render_markdown(report: Report, *, generated_at: str, generator: str) -> str
     return "\n".join(out) + "\n"
 
 
-def _headline(report: Report) -> Iterator[str]:
+def _headline(report: Report, title: str) -> Iterator[str]:
     t = an.totals(report)
     word = "passed" if t.passed else "FAILED"
-    yield f"## {_mark(t.passed)} Reliability report: {word}"
+    yield f"## {_mark(t.passed)} {title}: {word}"
     yield ""
     parts = [
         f"**{t.scenarios_passed} of {t.scenarios}** scenarios passed",

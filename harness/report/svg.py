@@ -36,9 +36,12 @@ __all__ = [
     "fmt_num",
     "histogram",
     "line_chart",
+    "merge_identical",
     "nice_step",
     "nice_ticks",
     "range_chart",
+    "state_key",
+    "state_label",
     "thin",
     "time_step",
     "time_ticks",
@@ -53,6 +56,21 @@ STATE_FILL: Final = {
     "half_open": "#E69F00",
     "open": "#D55E00",
 }
+_STATE_COLOUR: Final = {"closed": "green", "half_open": "orange", "open": "red-orange, outlined"}
+"""How the legend and every caption name each state's fill (the same words in both)."""
+
+
+def state_label(state: str) -> str:
+    """A breaker state as the legend shows it: `half-open (orange)`."""
+    colour = _STATE_COLOUR.get(state)
+    words = state.replace("_", "-")
+    return f"{words} ({colour})" if colour else words
+
+
+def state_key(states: Sequence[str]) -> str:
+    """The legend in a sentence, for a caption: `closed (green), open (red-orange, outlined)`."""
+    return ", ".join(state_label(s) for s in states)
+
 
 _W: Final = 640
 _H: Final = 260
@@ -241,8 +259,12 @@ def line_chart(
     x_end: float | None = None,
     y_fmt: str = "num",
 ) -> str:
-    """Lines (or step lines, holding each value until the next point) over x, with markers."""
-    drawn = [ln for ln in lines if ln.points]
+    """Lines (or step lines, holding each value until the next point) over x, with markers.
+
+    Lines with exactly the same points are drawn once, labelled `a = b` (one would hide the
+    other); the y axis leaves headroom so the highest line never sits on the frame's edge.
+    """
+    drawn = merge_identical([ln for ln in lines if ln.points])
     if not drawn:
         return _empty(chart_id, title, desc, "No data recorded.")
     xs = [p[0] for ln in drawn for p in ln.points] + [m.x for m in markers]
@@ -250,7 +272,7 @@ def line_chart(
     x_hi = max([*xs, x_end if x_end is not None else max(xs)])
     extra = _legend_height(len(drawn))
     height = _H + extra
-    fr = _Frame(min(0.0, min(xs)), x_hi, min(0.0, min(ys)), max(ys) * 1.05 or 1.0, height=_H)
+    fr = _Frame(min(0.0, min(xs)), x_hi, min(0.0, min(ys)), max(ys) * 1.15 or 1.0, height=_H)
     out = _open(chart_id, title, desc, height)
     out += _axes(fr, x_label, y_label, x_time=x_time, y_fmt=y_fmt)
     for m in markers:
@@ -288,6 +310,14 @@ def line_chart(
         )
     out.append("</svg>")
     return "\n".join(out)
+
+
+def merge_identical(lines: Sequence[Line]) -> list[Line]:
+    """Lines with the same points as one line labelled with every name (`a = b = c`)."""
+    groups: dict[tuple[tuple[float, float], ...], list[str]] = {}
+    for ln in lines:
+        groups.setdefault(tuple(ln.points), []).append(ln.label)
+    return [Line(" = ".join(names), list(pts)) for pts, names in groups.items()]
 
 
 def histogram(
@@ -519,9 +549,12 @@ def timeline_chart(
     ly = height - 8
     out.append('<g class="legend" font-size="11" font-family="sans-serif" fill="#222">')
     for i, s in enumerate(states):
-        x = left + i * 120
-        out.append(f'<rect x="{x}" y="{ly - 9}" width="12" height="10" fill="{fills[s]}"/>')
-        out.append(f'<text x="{x + 18}" y="{ly}">{_esc(s)}</text>')
+        x = left + i * 160
+        outline = ' stroke="#222" stroke-width="0.5"' if s == "open" else ""
+        out.append(
+            f'<rect x="{x}" y="{ly - 9}" width="12" height="10" fill="{fills[s]}"{outline}/>'
+        )
+        out.append(f'<text x="{x + 18}" y="{ly}">{_esc(state_label(s))}</text>')
     out.append("</g>")
     out.append("</svg>")
     return "\n".join(out)
