@@ -79,7 +79,7 @@ class _RealIOHold:
         self._loop = loop
 
     def __enter__(self) -> None:
-        self._loop._io_holds += 1
+        self._loop.begin_real_io()
 
     def __exit__(
         self,
@@ -87,10 +87,10 @@ class _RealIOHold:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._loop._io_holds -= 1
+        self._loop.end_real_io()
 
     async def __aenter__(self) -> None:
-        self._loop._io_holds += 1
+        self._loop.begin_real_io()
 
     async def __aexit__(
         self,
@@ -98,7 +98,7 @@ class _RealIOHold:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._loop._io_holds -= 1
+        self._loop.end_real_io()
 
 
 class _VirtualSelector(selectors.BaseSelector):
@@ -245,6 +245,13 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         """
         return _RealIOHold(self)
 
+    def begin_real_io(self) -> None:
+        """Hold virtual time still until the matching `end_real_io` (what `real_io` does)."""
+        self._io_holds += 1
+
+    def end_real_io(self) -> None:
+        self._io_holds -= 1
+
     def run_in_executor(
         self,
         executor: Executor | None,
@@ -316,7 +323,7 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
             + "; ".join(shown)
         )
 
-    def _arm_shutdown_grace(self) -> None:
+    def arm_shutdown_grace(self) -> None:
         """After a guard tripped: let cancellation run, still bounded in iterations."""
         self._max_time = math.inf
         self._max_iterations = self._iterations + _SHUTDOWN_GRACE_ITERATIONS
@@ -350,14 +357,14 @@ class VirtualClock:
         return self._start
 
     def monotonic(self) -> float:
-        return self._loop._now
+        return self._loop.time()
 
     def elapsed(self) -> float:
         """Virtual seconds since the clock was made."""
-        return self._loop._now - self._origin
+        return self._loop.time() - self._origin
 
     def now(self) -> datetime:
-        return self._start + timedelta(seconds=self._loop._now - self._origin)
+        return self._start + timedelta(seconds=self._loop.time() - self._origin)
 
     async def sleep(self, seconds: float) -> None:
         if asyncio.get_running_loop() is not self._loop:
@@ -373,7 +380,7 @@ class VirtualClock:
         return self._loop.real_io()
 
     def __repr__(self) -> str:
-        return f"VirtualClock(t={self._loop._now:.6f}, now={self.now().isoformat()})"
+        return f"VirtualClock(t={self._loop.time():.6f}, now={self.now().isoformat()})"
 
 
 class ManualClock:
@@ -443,4 +450,4 @@ def run(
         try:
             return runner.run(_main())
         finally:
-            loop._arm_shutdown_grace()  # cancelling leftovers must not trip the guards again
+            loop.arm_shutdown_grace()  # cancelling leftovers must not trip the guards again
