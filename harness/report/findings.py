@@ -252,26 +252,17 @@ def _by_column(col: int) -> Callable[[Sequence[Cell]], tuple[float, str]]:
 
 
 def _study_sentence(c: Comparison, rows: Sequence[Sequence[Cell]]) -> str:
-    """Compare the ranking by total calls (else peak) with the AWS jitter study."""
+    """Without the producer's verdict: the ranking by total calls (else peak), stated as such;
+    no comparison with a study the table does not reproduce."""
     col = _first(_find_col(c, "calls"), _find_col(c, "peak"))
     if col is None:
         return ""
     value = {_name(r): _num(r[col]) for r in rows}
-    if not {"none", "full", "decorrelated"} <= {k for k, v in value.items() if v is not None}:
+    ranked = sorted((k for k, v in value.items() if v is not None), key=lambda k: (value[k], k))
+    if not ranked:
         return ""
-    ranked = sorted(value, key=lambda k: (-(value[k] or 0.0), k))
-    worst, best = ranked[0], set(ranked[-2:])
-    what = humanize(c.columns[col])
-    if worst == "none" and best == {"full", "decorrelated"}:
-        return (
-            f" By {what}, this matches the AWS 'Exponential Backoff And Jitter' study "
-            "(no jitter worst, full and decorrelated best)."
-        )
-    return (
-        f" By {what}, this differs from the AWS 'Exponential Backoff And Jitter' study (no "
-        f"jitter worst, full and decorrelated best): here {worst} is worst and "
-        f"{' and '.join(sorted(best))} best; see the herd scenario below."
-    )
+    order = " < ".join(f"{k} {fmt_num(value[k])}" for k in ranked)
+    return f" Ranked by {humanize(c.columns[col])}, fewest first: {order}."
 
 
 _SECRET_WORDS: Final = ("secret", "timing", "cron", "forbidden", "bearer")
