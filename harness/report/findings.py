@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from harness.report.analysis import humanize, numeric_columns, row_label
+from harness.report.analysis import fmt_value, humanize, numeric_columns, row_label, words
 from harness.report.model import Cell, Comparison, Report, Scenario
 from harness.report.scales import fmt_num
 
@@ -70,14 +70,13 @@ def _find_scenario(report: Report, kind: str) -> tuple[Scenario, Comparison] | N
 
 
 def _source(s: Scenario) -> str:
-    return f"scenario {s.name}, seed {s.seed}" + (f": {s.command}" if s.command else "")
+    return f"scenario {s.name}, random seed {s.seed}" + (f": {s.command}" if s.command else "")
 
 
 def _row_metrics(comparison: Comparison, row: Sequence[Cell]) -> str:
     parts = [
-        f"{humanize(comparison.columns[i])} {fmt_num(v)}"
+        f"{words(comparison.columns[i])} {fmt_value(comparison.columns[i], _num(row[i]))}"
         for i in numeric_columns(comparison)
-        if (v := _num(row[i])) is not None
     ]
     return ", ".join(parts)
 

@@ -56,7 +56,7 @@ pre { background: #f6f6f6; border: 1px solid #ddd; padding: 10px; white-space: p
 table { border-collapse: collapse; margin: 6px 0 12px; font-size: 0.9rem; max-width: 100%; }
 caption { text-align: left; font-weight: 600; padding: 4px 0; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top;
-  overflow-wrap: anywhere; }
+  overflow-wrap: break-word; }
 thead th { background: #f0f0f0; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .finding { border-left: 4px solid #0072B2; padding: 4px 14px; margin: 14px 0; background: #f8fbfd; }
@@ -65,6 +65,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 .pair { display: grid; grid-template-columns: minmax(0, 660px) minmax(0, 1fr); gap: 16px;
   align-items: start; margin: 8px 0 18px; break-inside: avoid; }
 .pair svg { max-width: 100%; height: auto; }
+.pair.stacked { grid-template-columns: minmax(0, 1fr); }
 .data { min-width: 0; }
 figure { margin: 0; }
 figcaption { font-size: 0.9rem; color: #333; margin-top: 4px; }

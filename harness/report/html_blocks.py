@@ -26,6 +26,7 @@ __all__ = [
 ]
 
 _MAX_TABLE_ROWS: Final = 60
+_SIDE_COLUMNS: Final = 6
 
 
 class Ids:
@@ -97,8 +98,14 @@ def table(
 
 
 def pair(chart: str, table: str, caption: str) -> str:
+    """A chart with its caption, and the table of its data beside it; a table wider than
+    `_SIDE_COLUMNS` columns goes under the chart instead, where it has the page's width."""
+    widest = max(
+        (t.split("</tr>")[0].count('scope="col"') for t in table.split("<table")), default=0
+    )
+    layout = "pair stacked" if widest > _SIDE_COLUMNS else "pair"
     return (
-        f'<figure class="pair"><div class="chart-box">{chart}'
+        f'<figure class="{layout}"><div class="chart-box">{chart}'
         f"<figcaption>{esc(caption)}</figcaption></div>"
         f'<div class="data">{table}</div></figure>'
     )
