@@ -43,7 +43,11 @@ def register(subparsers: Any) -> None:
         metavar="DIR_OR_FILE",
         help=f"n8n workflow export(s), repeatable (default {DEFAULT_WORKFLOWS})",
     )
-    n8n.add_argument("--credentials", metavar="FILE", help="`n8n export:credentials --decrypted`")
+    n8n.add_argument(
+        "--credentials",
+        metavar="FILE_OR_DIR",
+        help="`n8n export:credentials --decrypted` output (a file, or the --separate directory)",
+    )
     n8n.add_argument(
         "--header-auth",
         action="append",
@@ -65,6 +69,12 @@ def register(subparsers: Any) -> None:
     )
     n8n.add_argument(
         "--all-active", action="store_true", help="register every workflow, active or not"
+    )
+    n8n.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="keep the Remove Duplicates history and the execution list here, across restarts "
+        "(default: in memory)",
     )
     n8n.set_defaults(func=_fake_n8n)
 
@@ -107,6 +117,7 @@ def _fake_n8n(args: argparse.Namespace) -> int:
             seed=args.seed or 0,
             lenient=args.lenient,
             active=True if args.all_active else None,
+            data_dir=args.data_dir,
         )
         for spec in args.header_auth:
             fake.credentials.add(_cli_credential(spec, "httpHeaderAuth", ("name", "value")))
@@ -114,6 +125,10 @@ def _fake_n8n(args: argparse.Namespace) -> int:
             fake.credentials.add(_cli_credential(spec, "httpBasicAuth", ("user", "password")))
     except (FaultProfileError, WorkflowError, ValueError) as exc:
         print(f"reliability-harness fake-n8n: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"reliability-harness fake-n8n: --data-dir {args.data_dir}: {exc.strerror}",
+              file=sys.stderr)  # fmt: skip
         return 2
     routes = ", ".join(
         f"{'/'.join(s.methods)} /webhook/{s.path}"

@@ -45,6 +45,8 @@ from harness.fakes.n8n_answers import (
 )
 from harness.fakes.n8n_asgi import Receive, Scope, Send, serve_asgi
 from harness.fakes.n8n_control import control_answer
+from harness.fakes.n8n_dedupe import DedupeHistory
+from harness.fakes.n8n_executions import ExecutionLog
 from harness.fakes.n8n_export import (
     Credential,
     Credentials,
@@ -95,8 +97,16 @@ class FakeN8n:
         seed: int = 0,
         rng: random.Random | None = None,
         journal_capacity: int = 1_000_000,
+        data_dir: str | Path | None = None,
     ) -> None:
         self.clock: Clock = clock if clock is not None else SystemClock()
+        if data_dir is not None:
+            Path(data_dir).mkdir(parents=True, exist_ok=True)
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.dedupe = DedupeHistory(data_dir)
+        """The Remove Duplicates history, kept in `data_dir` when given (survives restarts)."""
+        self.executions = ExecutionLog(data_dir)
+        """Every execution a webhook call started, with n8n's status."""
         if workflows is None:
             workflows = load_workflows(DEFAULT_WORKFLOWS)
             credentials = Credentials(DEFAULT_CREDENTIALS) if credentials is None else credentials
@@ -120,8 +130,10 @@ class FakeN8n:
         seed: int = 0,
         lenient: bool = False,
         active: bool | None = None,
+        data_dir: str | Path | None = None,
     ) -> FakeN8n:
-        """Build from exported workflow files, a credentials export and a fault profile file."""
+        """Build from exported workflow files, a credentials export and a fault profile file;
+        `data_dir` keeps the dedupe history and the execution list across restarts."""
         from harness.fakes.faults import load_profile
 
         loaded = load_workflows(
@@ -136,7 +148,9 @@ class FakeN8n:
             profile = parse_profile(faults)
         else:
             profile = faults
-        return cls(loaded, credentials=creds, faults=profile, clock=clock, seed=seed)
+        return cls(
+            loaded, credentials=creds, faults=profile, clock=clock, seed=seed, data_dir=data_dir
+        )
 
     @property
     def transport(self) -> FakeN8nTransport:
@@ -154,6 +168,11 @@ class FakeN8n:
         self.release_hangs()
         self.journal.reset()
         self.faults.reset()
+
+    def close(self) -> None:
+        """Close the data directory's files (the served fake does this when it stops)."""
+        self.dedupe.close()
+        self.executions.close()
 
     def release_hangs(self) -> None:
         """End every call held by a hang now (the connection closes without an answer)."""
@@ -226,7 +245,7 @@ class FakeN8n:
             answer = status_fault(action.status or 500, action.retry_after)
             answer.fault = action.label
         else:
-            answer = self._n8n(req, wpath)
+            answer = self._n8n(req, wpath, runs=decision.runs_workflow)
         answer.entry, answer.decision = entry, decision
         if action is None or action.kind == "status":
             self.journal.finish(
@@ -252,7 +271,8 @@ class FakeN8n:
             answer.body = json_bytes({"message": "Workflow was started"})
         return answer
 
-    def _n8n(self, req: FakeRequest, wpath: str) -> Answer:
+    def _n8n(self, req: FakeRequest, wpath: str, *, runs: bool = True) -> Answer:
+        """n8n's answer; `runs=False` (a fault in front of n8n) leaves no execution behind."""
         methods = self._routes.get(wpath)
         if not methods:
             msg = f'The requested webhook "{req.method} {wpath}" is not registered.'
@@ -272,12 +292,24 @@ class FakeN8n:
         refused = check_auth(spec, self.credentials, req)
         if refused is not None:
             return refused
-        if spec.response_mode == "onReceived":
-            # n8n answers before the run, so nothing the run does can change the answer.
-            answer = respond(spec, None)
-        else:
-            execution = workflow.execute(spec.node, webhook_item(req, wpath, self.base_url))
-            answer = respond(spec, execution)
+        item = webhook_item(req, wpath, self.base_url)
+        if not runs:  # only the answer's shape matters: run on a throwaway history
+            return respond(spec, workflow.execute(spec.node, item))
+        started = self.clock.now().timestamp()
+        execution = workflow.execute(spec.node, item, dedupe=self.dedupe)
+        self.executions.add(
+            workflow_id=workflow.id,
+            status="error" if execution.error is not None else "success",
+            started_at=started,
+            stopped_at=self.clock.now().timestamp(),
+            last_node=execution.last_node,
+            error=execution.error,
+            kept_keys=execution.kept_keys,
+            dropped_keys=execution.dropped_keys,
+            run_data=execution.run_data,
+        )
+        # With onReceived n8n answers before the run: nothing the run does changes the answer.
+        answer = respond(spec, execution)
         answer.ran = True
         return answer
 

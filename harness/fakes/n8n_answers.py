@@ -19,7 +19,14 @@ from typing import Any, Final
 
 from harness.fakes.faults import Decision
 from harness.fakes.journal import JournalEntry
-from harness.fakes.n8n_export import Credentials, Execution, WebhookSpec, Workflow, WorkflowError
+from harness.fakes.n8n_export import (
+    Credentials,
+    Execution,
+    Respond,
+    WebhookSpec,
+    Workflow,
+    WorkflowError,
+)
 
 __all__ = [
     "Answer",
@@ -51,6 +58,8 @@ _FAULT_BODIES: Final = {
     503: {"code": 503, "message": "Database is not ready!"},
 }
 _STARTED: Final = b'{"message":"Workflow was started"}'
+NO_ITEM: Final = "No item to return was found"
+"""n8n's error when `lastNode` + `firstEntryJson` finds no item in the last node's output."""
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -179,6 +188,7 @@ def webhook_item(req: FakeRequest, wpath: str, base_url: str) -> dict[str, Any]:
 
 
 def respond(spec: WebhookSpec, execution: Execution | None) -> Answer:
+    """What n8n answers for `spec`'s response settings once `execution` ran (None: not run)."""
     code = spec.response_code
     if spec.response_mode == "onReceived" or execution is None:
         if spec.no_response_body:
@@ -186,26 +196,34 @@ def respond(spec: WebhookSpec, execution: Execution | None) -> Answer:
         return Answer(code, (("Content-Type", JSON_TYPE),), _STARTED)
     if execution.error is not None:
         return json_answer(500, {"message": "Error in workflow"})
-    if spec.response_mode == "responseNode" and execution.respond is not None:
-        r = execution.respond
-        if r.kind == "noData":
-            return Answer(r.status, r.headers, b"")
-        if r.kind == "text":
-            ctype = ("Content-Type", "text/html; charset=utf-8")
-            return Answer(r.status, (ctype, *r.headers), str(r.body).encode())
-        headers = tuple(h for h in r.headers if h[0].lower() != "content-type")
-        given = [h for h in r.headers if h[0].lower() == "content-type"]
-        return Answer(
-            r.status,
-            (given[0] if given else ("Content-Type", JSON_TYPE), *headers),
-            json_bytes(r.body),
-        )
+    if spec.response_mode == "responseNode":
+        if execution.respond is None:
+            # The run ended without reaching Respond to Webhook: n8n answers `res.json(undefined)`.
+            return Answer(code, (("Content-Type", "application/json"),), b"")
+        return _node_answer(execution.respond)
     items = [item.get("json", item) for item in execution.items]
     if spec.response_data == "noData":
         return Answer(code, (), b"")
     if spec.response_data == "allEntries":
         return json_answer(code, items)
-    return json_answer(code, items[0] if items else {})
+    if not items:  # e.g. Remove Duplicates dropped the call: the run succeeded, the answer fails
+        return json_answer(500, {"code": 0, "message": NO_ITEM})
+    return json_answer(code, items[0])
+
+
+def _node_answer(r: Respond) -> Answer:
+    if r.kind == "noData":
+        return Answer(r.status, r.headers, b"")
+    if r.kind == "text":
+        ctype = ("Content-Type", "text/html; charset=utf-8")
+        return Answer(r.status, (ctype, *r.headers), str(r.body).encode())
+    headers = tuple(h for h in r.headers if h[0].lower() != "content-type")
+    given = [h for h in r.headers if h[0].lower() == "content-type"]
+    return Answer(
+        r.status,
+        (given[0] if given else ("Content-Type", JSON_TYPE), *headers),
+        json_bytes(r.body),
+    )
 
 
 def status_fault(status: int, retry_after: float | None) -> Answer:
