@@ -34,6 +34,7 @@ from harness.fakes.n8n_answers import (
     TEST_HINT,
     Answer,
     FakeRequest,
+    Headers,
     check_auth,
     json_answer,
     json_bytes,
@@ -44,12 +45,15 @@ from harness.fakes.n8n_answers import (
     webhook_item,
 )
 from harness.fakes.n8n_asgi import Receive, Scope, Send, serve_asgi
+from harness.fakes.n8n_bodies import BodyError, parse_body
 from harness.fakes.n8n_control import control_answer
+from harness.fakes.n8n_cors import WEBHOOK_METHODS, cors_headers, express_404, preflight
 from harness.fakes.n8n_dedupe import DedupeHistory
 from harness.fakes.n8n_executions import ExecutionLog
 from harness.fakes.n8n_export import (
     Credential,
     Credentials,
+    Execution,
     Workflow,
     load_credentials,
     load_workflows,
@@ -199,21 +203,17 @@ class FakeN8n:
     async def answer(self, req: FakeRequest) -> Answer:
         """Decide the answer to `req`, sleeping on the clock for injected latency."""
         path = req.path
-        if path.startswith("/webhook/"):
+        if path.startswith("/webhook/") and path != "/webhook/":
             return await self._webhook(req, path[len("/webhook/") :])
         if path in ("/healthz", "/healthz/readiness"):
             return json_answer(200, {"status": "ok"})
-        if path.startswith("/webhook-test/"):
+        if path.startswith("/webhook-test/") and path != "/webhook-test/":
             wpath = path[len("/webhook-test/") :].rstrip("/")
             msg = f'The requested webhook "{wpath}" is not registered.'
             return json_answer(404, {"code": 404, "message": msg, "hint": TEST_HINT})
         if path.startswith("/__"):
             return control_answer(self, req)
-        return Answer(
-            404,
-            (("Content-Type", "text/plain; charset=utf-8"),),
-            f"Cannot {req.method} {path}".encode(),
-        )
+        return express_404(req.method, path)
 
     def finish(self, answer: Answer, outcome: str) -> None:
         """Close the journal entry of a faulted call once the adapter has played the fault."""
@@ -273,45 +273,91 @@ class FakeN8n:
 
     def _n8n(self, req: FakeRequest, wpath: str, *, runs: bool = True) -> Answer:
         """n8n's answer; `runs=False` (a fault in front of n8n) leaves no execution behind."""
-        methods = self._routes.get(wpath)
-        if not methods:
-            msg = f'The requested webhook "{req.method} {wpath}" is not registered.'
-            return json_answer(404, {"code": 404, "message": msg, "hint": PROD_HINT})
-        found = methods.get(req.method)
-        if found is None:
-            allowed = list(methods)
-            listed = allowed[0] if len(allowed) == 1 else ", ".join(allowed[:-1])
-            if len(allowed) > 1:
-                listed += f" or {allowed[-1]}"
-            msg = (
-                f"This webhook is not registered for {req.method} requests. "
-                f"Did you mean to make a {listed} request?"
+        if req.method != "OPTIONS" and req.method not in WEBHOOK_METHODS:
+            return json_answer(
+                500, {"code": 0, "message": f"The method {req.method} is not supported."}
             )
-            return json_answer(404, {"code": 404, "message": msg})
+        routes = self._routes.get(wpath, {})
+        specs = {method: spec for method, (_, spec) in routes.items()}
+        cors: Headers = ()
+        origin = req.header("origin")
+        if origin is not None:
+            wanted = (
+                req.header("access-control-request-method")
+                if req.method == "OPTIONS"
+                else req.method
+            )
+            cors = cors_headers(origin, req.method, wanted, specs)
+            if wanted and wanted not in routes:  # n8n looks the webhook up for its options
+                answer = _not_found(
+                    req.method if req.method != "OPTIONS" else wanted, wpath, list(routes)
+                )
+                answer.headers = (*answer.headers, *cors)
+                return answer
+        if req.method == "OPTIONS":
+            return preflight(cors, req.header("access-control-request-headers"))
+        answer = self._route(req, wpath, routes, runs)
+        answer.headers = (*answer.headers, *cors)
+        return answer
+
+    def _route(
+        self, req: FakeRequest, wpath: str, routes: Mapping[str, tuple[Workflow, Any]], runs: bool
+    ) -> Answer:
+        found = routes.get(req.method)
+        if found is None:
+            return _not_found(req.method, wpath, list(routes))
         workflow, spec = found
+        try:  # n8n parses the body before the Webhook node checks auth
+            body = parse_body(req.body, req.header("content-type"), req.header("content-encoding"))
+        except BodyError as exc:
+            error: dict[str, Any] = {
+                "code": 422 if exc.status == 422 else 0,
+                "message": exc.message,
+            }
+            if exc.hint is not None:
+                error["hint"] = exc.hint
+            return json_answer(exc.status, error)
         refused = check_auth(spec, self.credentials, req)
         if refused is not None:
             return refused
-        item = webhook_item(req, wpath, self.base_url)
+        item = webhook_item(req, wpath, self.base_url, body.value)
         if not runs:  # only the answer's shape matters: run on a throwaway history
             return respond(spec, workflow.execute(spec.node, item))
-        started = self.clock.now().timestamp()
-        execution = workflow.execute(spec.node, item, dedupe=self.dedupe)
-        self.executions.add(
-            workflow_id=workflow.id,
-            status="error" if execution.error is not None else "success",
-            started_at=started,
-            stopped_at=self.clock.now().timestamp(),
-            last_node=execution.last_node,
-            error=execution.error,
-            kept_keys=execution.kept_keys,
-            dropped_keys=execution.dropped_keys,
-            run_data=execution.run_data,
-        )
         # With onReceived n8n answers before the run: nothing the run does changes the answer.
-        answer = respond(spec, execution)
+        answer = respond(spec, _run_recorded(self, workflow, spec.node, item))
         answer.ran = True
         return answer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await serve_asgi(self, scope, receive, send)
+
+
+def _run_recorded(fake: FakeN8n, workflow: Workflow, node: str, item: dict[str, Any]) -> Execution:
+    """Run `workflow` from its Webhook `node` on the fake's history; list the execution."""
+    started = fake.clock.now().timestamp()
+    execution = workflow.execute(node, item, dedupe=fake.dedupe)
+    fake.executions.add(
+        workflow_id=workflow.id,
+        status="error" if execution.error is not None else "success",
+        started_at=started,
+        stopped_at=fake.clock.now().timestamp(),
+        last_node=execution.last_node,
+        error=execution.error,
+        kept_keys=execution.kept_keys,
+        dropped_keys=execution.dropped_keys,
+        run_data=execution.run_data,
+    )
+    return execution
+
+
+def _not_found(method: str, wpath: str, methods: list[str]) -> Answer:
+    """n8n's WebhookNotFoundError for `method` on `wpath` (registered for `methods`)."""
+    if not methods:
+        msg = f'The requested webhook "{method} {wpath}" is not registered.'
+        return json_answer(404, {"code": 404, "message": msg, "hint": PROD_HINT})
+    listed = methods[0] if len(methods) == 1 else ", ".join(methods[:-1]) + f" or {methods[-1]}"
+    msg = (
+        f"This webhook is not registered for {method} requests. "
+        f"Did you mean to make a {listed} request?"
+    )
+    return json_answer(404, {"code": 404, "message": msg})

@@ -12,6 +12,7 @@ import binascii
 import http
 import json
 import math
+import re
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from harness.fakes.n8n_export import (
 __all__ = [
     "Answer",
     "FakeRequest",
+    "Headers",
     "check_auth",
     "json_answer",
     "json_bytes",
@@ -60,6 +62,8 @@ _FAULT_BODIES: Final = {
 _STARTED: Final = b'{"message":"Workflow was started"}'
 NO_ITEM: Final = "No item to return was found"
 """n8n's error when `lastNode` + `firstEntryJson` finds no item in the last node's output."""
+
+_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -96,8 +100,14 @@ class Answer:
 
 
 def json_bytes(value: object) -> bytes:
-    """JSON as Express's `res.json` writes it: compact, UTF-8, integral floats without `.0`."""
-    return json.dumps(_js_numbers(value), separators=(",", ":"), ensure_ascii=False).encode()
+    """JSON as Express's `res.json` writes it: compact, UTF-8 (non-ASCII text as is, a lone
+    surrogate as a `\\udXXX` escape, as `JSON.stringify` writes it), integral floats
+    without `.0`."""
+    text = json.dumps(_js_numbers(value), separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode()
 
 
 def _js_numbers(value: object) -> object:
@@ -168,12 +178,8 @@ def tenant_of(req: FakeRequest) -> str:
     return ""
 
 
-def webhook_item(req: FakeRequest, wpath: str, base_url: str) -> dict[str, Any]:
-    body: Any
-    try:
-        body = json.loads(req.body) if req.body else {}
-    except ValueError:
-        body = req.body.decode("utf-8", "replace")
+def webhook_item(req: FakeRequest, wpath: str, base_url: str, body: Any) -> dict[str, Any]:
+    """The item n8n's Webhook node gives its workflow (`body` as `n8n_bodies` parsed it)."""
     query = {k: v[0] if len(v) == 1 else v for k, v in urllib.parse.parse_qs(req.query).items()}
     return {
         "json": {
