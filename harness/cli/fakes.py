@@ -29,6 +29,11 @@ __all__ = ["SendVerdict", "judge_answers", "register"]
 
 def register(subparsers: Any) -> None:
     """Add the `fake-n8n` and `fake-stripe` subcommands."""
+    _register_n8n(subparsers)
+    _register_stripe(subparsers)
+
+
+def _register_n8n(subparsers: Any) -> None:
     n8n = subparsers.add_parser(
         "fake-n8n",
         help="serve a fault-injecting fake n8n",
@@ -71,6 +76,13 @@ def register(subparsers: Any) -> None:
         "--all-active", action="store_true", help="register every workflow, active or not"
     )
     n8n.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="enable n8n's public API (/api/v1: executions, workflows) for this key, repeatable",
+    )
+    n8n.add_argument(
         "--data-dir",
         metavar="DIR",
         help="keep the Remove Duplicates history and the execution list here, across restarts "
@@ -78,6 +90,8 @@ def register(subparsers: Any) -> None:
     )
     n8n.set_defaults(func=_fake_n8n)
 
+
+def _register_stripe(subparsers: Any) -> None:
     stripe = subparsers.add_parser("fake-stripe", help="send signed Stripe events")
     stripe_sub = stripe.add_subparsers(dest="stripe_command", required=True, metavar="COMMAND")
     send = stripe_sub.add_parser(
@@ -118,6 +132,7 @@ def _fake_n8n(args: argparse.Namespace) -> int:
             lenient=args.lenient,
             active=True if args.all_active else None,
             data_dir=args.data_dir,
+            api_keys=args.api_key,
         )
         for spec in args.header_auth:
             fake.credentials.add(_cli_credential(spec, "httpHeaderAuth", ("name", "value")))

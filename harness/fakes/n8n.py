@@ -19,14 +19,14 @@ import asyncio
 import contextlib
 import random
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import httpx
 
 from harness.data import data_path
-from harness.fakes.faults import FaultEngine, FaultProfile, parse_profile
+from harness.fakes.faults import FaultEngine, FaultProfile, load_profile, parse_profile
 from harness.fakes.journal import Journal
 from harness.fakes.n8n_answers import (
     JSON_TYPE,
@@ -44,6 +44,7 @@ from harness.fakes.n8n_answers import (
     tenant_of,
     webhook_item,
 )
+from harness.fakes.n8n_api import api_answer
 from harness.fakes.n8n_asgi import Receive, Scope, Send, serve_asgi
 from harness.fakes.n8n_bodies import BodyError, parse_body
 from harness.fakes.n8n_control import control_answer
@@ -102,8 +103,11 @@ class FakeN8n:
         rng: random.Random | None = None,
         journal_capacity: int = 1_000_000,
         data_dir: str | Path | None = None,
+        api_keys: Iterable[str] = (),
     ) -> None:
         self.clock: Clock = clock if clock is not None else SystemClock()
+        self.api_keys = frozenset(api_keys)
+        """Keys for n8n's public API (`/api/v1`); none: the API is off."""
         if data_dir is not None:
             Path(data_dir).mkdir(parents=True, exist_ok=True)
         self.data_dir = Path(data_dir) if data_dir is not None else None
@@ -135,25 +139,24 @@ class FakeN8n:
         lenient: bool = False,
         active: bool | None = None,
         data_dir: str | Path | None = None,
+        api_keys: Iterable[str] = (),
     ) -> FakeN8n:
         """Build from exported workflow files, a credentials export and a fault profile file;
         `data_dir` keeps the dedupe history and the execution list across restarts."""
-        from harness.fakes.faults import load_profile
-
         loaded = load_workflows(
             DEFAULT_WORKFLOWS if workflows is None else workflows, lenient=lenient, active=active
         )
         creds = load_credentials(credentials) if credentials is not None else None
         if creds is None and workflows is None:
             creds = Credentials(DEFAULT_CREDENTIALS)
-        if isinstance(faults, str | Path):
-            profile: FaultProfile | None = load_profile(faults)
-        elif isinstance(faults, Mapping):
-            profile = parse_profile(faults)
-        else:
-            profile = faults
         return cls(
-            loaded, credentials=creds, faults=profile, clock=clock, seed=seed, data_dir=data_dir
+            loaded,
+            credentials=creds,
+            faults=_profile_of(faults),
+            clock=clock,
+            seed=seed,
+            data_dir=data_dir,
+            api_keys=api_keys,
         )
 
     @property
@@ -213,6 +216,8 @@ class FakeN8n:
             return json_answer(404, {"code": 404, "message": msg, "hint": TEST_HINT})
         if path.startswith("/__"):
             return control_answer(self, req)
+        if path.startswith("/api/v1/"):
+            return api_answer(self, req)
         return express_404(req.method, path)
 
     def finish(self, answer: Answer, outcome: str) -> None:
@@ -330,6 +335,16 @@ class FakeN8n:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await serve_asgi(self, scope, receive, send)
+
+
+def _profile_of(
+    faults: str | Path | FaultProfile | Mapping[str, Any] | None,
+) -> FaultProfile | None:
+    if isinstance(faults, str | Path):
+        return load_profile(faults)
+    if isinstance(faults, Mapping):
+        return parse_profile(faults)
+    return faults
 
 
 def _run_recorded(fake: FakeN8n, workflow: Workflow, node: str, item: dict[str, Any]) -> Execution:

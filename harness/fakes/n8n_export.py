@@ -183,6 +183,8 @@ class Workflow:
     connections: Mapping[str, tuple[tuple[str, ...], ...]]
     """Node name -> per main output, the nodes it feeds, in n8n's (v1) execution order."""
     webhooks: tuple[WebhookSpec, ...] = field(default=())
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """The export as loaded (what the public API's workflow list shows)."""
 
     def execute(
         self, webhook_node: str, item: Item, *, dedupe: DedupeHistory | None = None
@@ -320,7 +322,7 @@ def parse_workflow(
         raise WorkflowError(f"{source}: workflow {name!r} has no enabled Webhook node")
     is_active = bool(raw.get("active", False)) if active is None else active
     wid = str(raw.get("id", name))
-    return Workflow(wid, name, is_active, source, nodes, connections, webhooks)
+    return Workflow(wid, name, is_active, source, nodes, connections, webhooks, raw)
 
 
 def _parse_node(raw: object, where: str, lenient: bool) -> Node:
