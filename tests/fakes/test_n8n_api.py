@@ -75,7 +75,8 @@ async def test_executions_newest_first_with_filters_and_cursor(target_factory: M
     assert set(first) == {"id", "finished", "mode", "retryOf", "retrySuccessId", "status",
                           "startedAt", "stoppedAt", "workflowId", "waitTill"}  # fmt: skip
     assert (first["mode"], first["finished"]) == ("webhook", True)
-    assert ISO.match(first["startedAt"]) and ISO.match(first["stoppedAt"])
+    assert ISO.match(first["startedAt"])
+    assert ISO.match(first["stoppedAt"])
     errors = (await c.get("/api/v1/executions", params={"status": "error"}, headers=API)).json()
     assert [e["id"] for e in errors["data"]] == ["2"]
     page = (await c.get("/api/v1/executions", params={"workflowId": "wf-ok", "limit": 2},
