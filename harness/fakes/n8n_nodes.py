@@ -109,11 +109,12 @@ def run_node(node: Node, items: tuple[Item, ...], state: RunState) -> Outputs | 
             return (items,)
         if node.type == REMOVE_DUPLICATES:
             return _remove_duplicates(node, items, state)
-    except ExpressionError as exc:
+    except (ExpressionError, HistoryFull) as exc:
         state.error = f"{node.name}: {exc}"
         return None
-    except HistoryFull as exc:
-        state.error = f"{node.name}: {exc}"
+    except (ValueError, TypeError, KeyError) as exc:  # a value an expression gave the node
+        why = "Invalid JSON in 'Response Body' field" if node.type == RESPOND else str(exc)
+        state.error = f"{node.name}: {why}"
         return None
     return (items,)
 
@@ -175,7 +176,8 @@ def respond_of(node: Node, items: tuple[Item, ...]) -> Respond:
     options = p.get("options", {}) or {}
     code = int(options.get("responseCode", 200))
     entries = (options.get("responseHeaders", {}) or {}).get("entries", [])
-    headers = tuple((str(e["name"]), js_string(e.get("value", ""))) for e in entries)
+    # The node lowercases the names: `headers[header.name?.toLowerCase()] = value`
+    headers = tuple((str(e["name"]).lower(), js_string(e.get("value", ""))) for e in entries)
     how = p.get("respondWith", "firstIncomingItem")
     if how == "json":
         body = p.get("responseBody", "{}")

@@ -223,3 +223,38 @@ def test_credentials_from_the_directory_export_separate_writes(tmp_path: Path) -
         (tmp_path / f"c{i}.json").write_text(json.dumps(record))
     creds = load_credentials(tmp_path)
     assert [(c.id, c.type) for c in creds] == [("c0", "httpHeaderAuth"), ("c1", "httpBasicAuth")]
+
+
+def respond_workflow(body: str) -> FakeN8n:
+    nodes = [
+        {"name": "Webhook", "type": "n8n-nodes-base.webhook", "typeVersion": 2,
+         "parameters": {"httpMethod": "POST", "path": "r", "responseMode": "responseNode"}},
+        {"name": "Respond", "type": "n8n-nodes-base.respondToWebhook", "typeVersion": 1.5,
+         "parameters": {"respondWith": "json", "responseBody": body,
+                        "options": {"responseCode": 202, "responseHeaders": {"entries": [
+                            {"name": "X-Request-Key", "value": "={{ $json.body.k }}"}]}}}},
+    ]  # fmt: skip
+    connections = {"Webhook": {"main": [[{"node": "Respond", "type": "main", "index": 0}]]}}
+    raw = {"name": "r", "active": True, "nodes": nodes, "connections": connections}
+    return FakeN8n([parse_workflow(raw, source="r.json")])
+
+
+async def test_respond_to_webhook_with_an_expression_body_code_and_headers(
+    target_factory: Make,
+) -> None:
+    target = target_factory(
+        respond_workflow('={{ { "got": $json.body.k, "n": [1, $json.body.n] } }}')
+    )
+    r = await target.client.post("/webhook/r", json={"k": "abc", "n": 2})
+    assert (r.status_code, r.content) == (202, b'{"got":"abc","n":[1,2]}')
+    assert r.headers["x-request-key"] == "abc"
+    assert r.headers["content-type"] == "application/json; charset=utf-8"
+
+
+async def test_respond_to_webhook_with_a_body_that_is_not_json_fails_the_run() -> None:
+    fake = respond_workflow("={{ $json.body.text }}")
+    async with fake.client() as client:
+        r = await client.post("/webhook/r", json={"text": "{not json"})
+    assert (r.status_code, r.content) == (500, b'{"message":"Error in workflow"}')
+    (run,) = fake.executions
+    assert (run.status, run.error) == ("error", "Respond: Invalid JSON in 'Response Body' field")
