@@ -1,15 +1,16 @@
 """The dispatcher against the fake n8n with Remove Duplicates behind the webhook, on virtual time.
 
 A first call times out after n8n ran the workflow; the retry carries the same idempotency key
-and the dedupe node drops it. What the dispatcher does next depends on the webhook's response
-mode (n8n/README.md, "Making your workflows idempotent"): with "first entry JSON" n8n answers
-500 and the dispatcher retries a delivery that already took effect until it dead-letters it;
-with "all entries" n8n answers 200 [] and the delivery counts as delivered. Either way the
-effect happens once.
+and the dedupe node drops it. What n8n answers depends on the webhook's response mode
+(n8n/README.md, "Making your workflows idempotent"): with "first entry JSON" a 500 `No item to
+return was found`, which a dispatcher retrying every 5xx would retry until it dead-letters a
+delivery that already took effect (`classify_status` alone shows that); ours recognises that
+answer as done. With "all entries" n8n answers 200 []. Either way the effect happens once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 from typing import Any
@@ -22,6 +23,7 @@ from reliability.config import Settings
 from reliability.dispatch import Dispatcher
 from reliability.errors import ErrorCode
 from reliability.events import DeadLettered, Delivered, Event, Retrying
+from reliability.n8n import NO_ITEM_ANSWER, classify_status
 from reliability.store import NewDelivery, SqliteStore
 
 KEY = "t1:evt_1:intake"
@@ -92,20 +94,31 @@ def deliver_once(response_data: str) -> tuple[list[Event], FakeN8n, list[str]]:
     return run(main)
 
 
-def test_first_entry_json_turns_a_delivered_retry_into_a_dead_letter() -> None:
+def test_first_entry_json_answers_the_retry_500_which_the_dispatcher_takes_as_done() -> None:
     events, fake, codes = deliver_once("firstEntryJson")
     statuses = [e.status for e in fake.journal.entries()]
-    assert statuses == [None, 500, 500, 500]  # timed out, then n8n's "No item to return"
-    assert [r.status for r in fake.executions] == ["success"] * 4
-    assert fake.executions.effects() == {KEY: 1}  # the effect happened once...
-    assert [type(e) for e in events if isinstance(e, Delivered | DeadLettered)] == [DeadLettered]
-    assert [r.cause for r in events if isinstance(r, Retrying)] == [
-        ErrorCode.TIMEOUT,
-        ErrorCode.HTTP_5XX,
-        ErrorCode.HTTP_5XX,
-    ]
-    # ...and the layer dead-lettered it after three useless retries:
-    assert codes[-1] == 'HTTP_5XX HTTP 500 {"code":0,"message":"No item to return was found"}'
+    assert statuses == [None, 500]  # timed out after the run, then n8n's "No item to return"
+    assert [r.status for r in fake.executions] == ["success", "success"]
+    assert fake.executions.effects() == {KEY: 1}
+    assert [r.cause for r in events if isinstance(r, Retrying)] == [ErrorCode.TIMEOUT]
+    assert [type(e) for e in events if isinstance(e, Delivered | DeadLettered)] == [Delivered]
+    assert codes == []
+
+
+def test_a_dispatcher_retrying_every_5xx_would_dead_letter_what_took_effect() -> None:
+    # The same 500 through the plain status rule: retryable, so the delivery that already took
+    # effect would be retried N8N_MAX_RETRIES times and dead-lettered.
+    assert classify_status(500) is ErrorCode.HTTP_5XX
+    assert NO_ITEM_ANSWER == b'{"code":0,"message":"No item to return was found"}'
+    fake = FakeN8n([workflow("firstEntryJson")])
+
+    async def twice() -> list[tuple[int, bytes]]:
+        async with fake.client() as client:
+            body = {"idempotency_key": KEY}
+            answers = [await client.post("/webhook/intake", json=body) for _ in range(2)]
+        return [(a.status_code, a.content) for a in answers]
+
+    assert asyncio.run(twice())[1] == (500, NO_ITEM_ANSWER)  # the fake says what n8n says
 
 
 def test_all_entries_answers_the_duplicate_200_and_the_delivery_is_done() -> None:
