@@ -60,6 +60,8 @@ _FAULT_BODIES: Final = {
     503: {"code": 503, "message": "Database is not ready!"},
 }
 _STARTED: Final = b'{"message":"Workflow was started"}'
+_JSON_NO_BODY: Final = (("Content-Type", "application/json"),)
+"""Express's `res.json(undefined)`: the type without a charset (no string was sent), no body."""
 NO_ITEM: Final = "No item to return was found"
 """n8n's error when `lastNode` + `firstEntryJson` finds no item in the last node's output."""
 
@@ -205,11 +207,11 @@ def respond(spec: WebhookSpec, execution: Execution | None) -> Answer:
     if spec.response_mode == "responseNode":
         if execution.respond is None:
             # The run ended without reaching Respond to Webhook: n8n answers `res.json(undefined)`.
-            return Answer(code, (("Content-Type", "application/json"),), b"")
+            return Answer(code, _JSON_NO_BODY, b"")
         return _node_answer(execution.respond)
     items = [item.get("json", item) for item in execution.items]
     if spec.response_data == "noData":
-        return Answer(code, (), b"")
+        return Answer(code, _JSON_NO_BODY, b"")  # `res.json(undefined)` too
     if spec.response_data == "allEntries":
         return json_answer(code, items)
     if not items:  # e.g. Remove Duplicates dropped the call: the run succeeded, the answer fails

@@ -258,3 +258,15 @@ async def test_respond_to_webhook_with_a_body_that_is_not_json_fails_the_run() -
     assert (r.status_code, r.content) == (500, b'{"message":"Error in workflow"}')
     (run,) = fake.executions
     assert (run.status, run.error) == ("error", "Respond: Invalid JSON in 'Response Body' field")
+
+
+async def test_last_node_with_no_data_answers_an_empty_json_typed_body(
+    target_factory: Make,
+) -> None:
+    raw = {"name": "n", "active": True, "connections": {}, "nodes": [
+        {"name": "Webhook", "type": "n8n-nodes-base.webhook", "typeVersion": 2,
+         "parameters": {"httpMethod": "POST", "path": "n", "responseMode": "lastNode",
+                        "responseData": "noData"}}]}  # fmt: skip
+    target = target_factory(FakeN8n([parse_workflow(raw, source="n.json")]))
+    r = await target.client.post("/webhook/n", json={})
+    assert (r.status_code, r.content, r.headers["content-type"]) == (200, b"", "application/json")
