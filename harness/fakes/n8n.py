@@ -50,7 +50,7 @@ from harness.fakes.n8n_bodies import BodyError, parse_body
 from harness.fakes.n8n_control import control_answer
 from harness.fakes.n8n_cors import WEBHOOK_METHODS, cors_headers, express_404, preflight
 from harness.fakes.n8n_dedupe import DedupeHistory
-from harness.fakes.n8n_executions import ExecutionLog
+from harness.fakes.n8n_executions import ExecutionLog, LazyRunData
 from harness.fakes.n8n_export import (
     Credential,
     Credentials,
@@ -313,7 +313,9 @@ class FakeN8n:
             return _not_found(req.method, wpath, list(routes))
         workflow, spec = found
         try:  # n8n parses the body before the Webhook node checks auth
-            body = parse_body(req.body, req.header("content-type"), req.header("content-encoding"))
+            body = parse_body(
+                req.body, req.header("content-type"), req.header("content-encoding"), req.json_body
+            )
         except BodyError as exc:
             error: dict[str, Any] = {
                 "code": 422 if exc.status == 422 else 0,
@@ -328,8 +330,17 @@ class FakeN8n:
         item = webhook_item(req, wpath, self.base_url, body.value)
         if not runs:  # only the answer's shape matters: run on a throwaway history
             return respond(spec, workflow.execute(spec.node, item))
-        # With onReceived n8n answers before the run: nothing the run does changes the answer.
-        answer = respond(spec, _run_recorded(self, workflow, spec.node, item))
+        if spec.response_mode == "onReceived" and workflow.inert_last is not None:
+            # Nothing the run does changes the answer nor leaves state: list it, run it if read.
+            now = self.clock.now().timestamp()
+            run = LazyRunData(lambda: workflow.execute(spec.node, item).run_data)
+            self.executions.add(
+                workflow_id=workflow.id, status="success", started_at=now, stopped_at=now,
+                last_node=workflow.inert_last, run_data=run,
+            )  # fmt: skip
+            answer = respond(spec, None)
+        else:  # with onReceived n8n answers before the run: the run does not change the answer
+            answer = respond(spec, _run_recorded(self, workflow, spec.node, item))
         answer.ran = True
         return answer
 

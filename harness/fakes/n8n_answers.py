@@ -81,12 +81,26 @@ class FakeRequest:
     body: bytes = b""
     _index: dict[str, str] = field(init=False, repr=False, compare=False)
 
+    _json: list[Any] = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         # First value wins, as a scan from the front would find it.
         object.__setattr__(self, "_index", dict(reversed(self.headers)))
+        object.__setattr__(self, "_json", [])
 
     def header(self, name: str) -> str | None:
         return self._index.get(name)
+
+    def json_body(self) -> tuple[bool, Any]:
+        """(parsed, value) of the body read as UTF-8 JSON, parsed once per request."""
+        if not self._json:
+            try:
+                value = json.loads(self.body.decode("utf-8", "replace"), parse_constant=_no_nan)
+                self._json.append((True, value))
+            except (ValueError, RecursionError):
+                self._json.append((False, None))
+        result: tuple[bool, Any] = self._json[0]
+        return result
 
 
 @dataclass(slots=True)
@@ -99,6 +113,10 @@ class Answer:
     entry: JournalEntry | None = None
     decision: Decision | None = None
     ran: bool = False
+
+
+def _no_nan(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def json_bytes(value: object) -> bytes:
@@ -170,11 +188,8 @@ def tenant_of(req: FakeRequest) -> str:
     if tenant is not None:
         return tenant
     if req.body[:1] == b"{" and b'"tenant_id"' in req.body:
-        try:
-            body = json.loads(req.body)
-        except ValueError:
-            return ""
-        value = body.get("tenant_id") if isinstance(body, dict) else None
+        ok, body = req.json_body()
+        value = body.get("tenant_id") if ok and isinstance(body, dict) else None
         if isinstance(value, str | int) and not isinstance(value, bool):
             return str(value)
     return ""

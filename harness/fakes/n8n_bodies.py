@@ -17,6 +17,7 @@ import json
 import urllib.parse
 import xml.etree.ElementTree as ET
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -68,9 +69,20 @@ def _parsable(kind: str | None) -> bool:
     )
 
 
-def parse_body(raw: bytes, content_type: str | None, encoding: str | None) -> ParsedBody:
-    """The `body` n8n's Webhook node puts in its item, or `BodyError`."""
+def parse_body(
+    raw: bytes,
+    content_type: str | None,
+    encoding: str | None,
+    utf8_json: Callable[[], tuple[bool, Any]] | None = None,
+) -> ParsedBody:
+    """The `body` n8n's Webhook node puts in its item, or `BodyError`; `utf8_json` may give
+    the raw body already parsed as UTF-8 JSON (the common case, parsed once per request)."""
     kind, charset = media_type(content_type)
+    plain = not encoding and charset in ("utf-8", "utf8")
+    if kind == "application/json" and raw and plain and utf8_json is not None:
+        ok, value = utf8_json()
+        if ok:
+            return ParsedBody(value, kind)
     if not _parsable(kind):
         return ParsedBody({}, kind)
     raw = _decompress(raw, (encoding or "").strip().lower())
@@ -85,6 +97,8 @@ def parse_body(raw: bytes, content_type: str | None, encoding: str | None) -> Pa
     if kind == "application/json":
         try:
             return ParsedBody(json.loads(text, parse_constant=_no_constant), kind)
+        except RecursionError:  # nested deeper than Python's stack: V8's stack gives out too
+            raise _unprocessable("Maximum call stack size exceeded") from None
         except ValueError:
             raise _unprocessable(json_error(text)) from None
     if kind is not None and kind.endswith(("/xml", "+xml")):

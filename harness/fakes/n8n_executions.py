@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-__all__ = ["ExecutionLog", "ExecutionRecord"]
+__all__ = ["ExecutionLog", "ExecutionRecord", "LazyRunData"]
 
 _FILE: Final = "executions.jsonl"
 
@@ -42,9 +42,10 @@ class ExecutionRecord:
     """Node name -> its outputs (lists of items), what `includeData` shows."""
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["kept_keys"] = list(self.kept_keys)
         data["dropped_keys"] = list(self.dropped_keys)
+        data["run_data"] = dict(self.run_data)
         return data
 
     @classmethod
@@ -62,6 +63,29 @@ class ExecutionRecord:
             dropped_keys=tuple(raw.get("dropped_keys", ())),
             run_data=dict(raw.get("run_data", {})),
         )
+
+
+class LazyRunData(Mapping[str, Any]):
+    """An execution's run data, computed when first read: the run of a workflow that cannot
+    fail nor leave state is the same now or later, so a call need not pay for it."""
+
+    def __init__(self, compute: Callable[[], Mapping[str, Any]]) -> None:
+        self._compute: Callable[[], Mapping[str, Any]] | None = compute
+        self._data: Mapping[str, Any] = {}
+
+    def _get(self) -> Mapping[str, Any]:
+        if self._compute is not None:
+            self._data, self._compute = self._compute(), None
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
 
 
 class ExecutionLog:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -39,6 +39,9 @@ from harness.fakes.n8n_dedupe import DedupeHistory
 from harness.fakes.n8n_expr import ExpressionUnsupported, is_expression, parse_expression
 from harness.fakes.n8n_nodes import (
     NODE_TYPES,
+    NOOP,
+    RESPOND,
+    SET,
     Item,
     Outputs,
     Respond,
@@ -67,6 +70,7 @@ _WEBHOOK: Final = "n8n-nodes-base.webhook"
 _STICKY: Final = "n8n-nodes-base.stickyNote"
 
 SUPPORTED_NODE_TYPES: Final = frozenset({_WEBHOOK, _STICKY, *NODE_TYPES})
+_INERT_TYPES: Final = frozenset({NOOP, SET, RESPOND})
 _METHODS: Final = frozenset({"DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"})
 _RESPONSE_MODES: Final = frozenset({"onReceived", "lastNode", "responseNode"})
 _RESPONSE_DATA: Final = frozenset({"firstEntryJson", "allEntries", "noData"})
@@ -137,6 +141,8 @@ class Node:
     passthrough: bool = False
     """A node outside the subset, kept because the workflow was loaded leniently."""
     id: str = ""
+    expressions: bool = False
+    """Whether any parameter is an expression (else they are used as they are, per item)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +191,9 @@ class Workflow:
     webhooks: tuple[WebhookSpec, ...] = field(default=())
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """The export as loaded (what the public API's workflow list shows)."""
+    inert_last: str | None = None
+    """For a workflow whose run cannot fail nor leave state (only No Operation, Set and
+    Respond to Webhook with fixed parameters): the node its runs end on. None otherwise."""
 
     def execute(
         self, webhook_node: str, item: Item, *, dedupe: DedupeHistory | None = None
@@ -322,7 +331,20 @@ def parse_workflow(
         raise WorkflowError(f"{source}: workflow {name!r} has no enabled Webhook node")
     is_active = bool(raw.get("active", False)) if active is None else active
     wid = str(raw.get("id", name))
-    return Workflow(wid, name, is_active, source, nodes, connections, webhooks, raw)
+    workflow = Workflow(wid, name, is_active, source, nodes, connections, webhooks, raw)
+    if all(_inert(n) for n in nodes.values()) and len(webhooks) == 1:
+        last = workflow.execute(webhooks[0].node, {"json": {}}).last_node
+        workflow = replace(workflow, inert_last=last)
+    return workflow
+
+
+def _inert(node: Node) -> bool:
+    return (
+        node.type == _WEBHOOK
+        or node.disabled
+        or node.passthrough
+        or (node.type in _INERT_TYPES and not node.expressions)
+    )
 
 
 def _parse_node(raw: object, where: str, lenient: bool) -> Node:
@@ -343,6 +365,7 @@ def _parse_node(raw: object, where: str, lenient: bool) -> Node:
         disabled,
         creds if isinstance(creds, Mapping) else {},
         id=str(raw.get("id", "")),
+        expressions=any(True for _ in _expressions(params)),
     )
     if ntype == _STICKY:
         return node

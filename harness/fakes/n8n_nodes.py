@@ -95,7 +95,7 @@ def run_node(node: Node, items: tuple[Item, ...], state: RunState) -> Outputs | 
         return (items,)
     try:
         if node.type == STOP:
-            p = resolve(node.parameters, _json(items[0]) if items else {})
+            p = _params(node, _json(items[0]) if items else {})
             if p.get("errorType", "errorMessage") == "errorObject":
                 state.error = str(p.get("errorObject", "{}"))
             else:
@@ -127,6 +127,10 @@ def _json(item: Item) -> dict[str, Any]:
 @functools.lru_cache(maxsize=1024)
 def _parsed(source: str) -> Expression:
     return parse_expression(source)
+
+
+def _params(node: Node, json_value: Mapping[str, Any]) -> Any:
+    return resolve(node.parameters, json_value) if node.expressions else node.parameters
 
 
 def resolve(value: Any, json_value: Mapping[str, Any]) -> Any:
@@ -172,7 +176,7 @@ def _dedupe_key(value: Any) -> str:
 
 def respond_of(node: Node, items: tuple[Item, ...]) -> Respond:
     """What a Respond to Webhook node answers for its input `items`."""
-    p = resolve(node.parameters, _json(items[0]) if items else {})
+    p = _params(node, _json(items[0]) if items else {})
     options = p.get("options", {}) or {}
     code = int(options.get("responseCode", 200))
     entries = (options.get("responseHeaders", {}) or {}).get("entries", [])
@@ -192,7 +196,7 @@ def respond_of(node: Node, items: tuple[Item, ...]) -> Respond:
 
 
 def _apply_set(node: Node, item: Item) -> Item:
-    p = resolve(node.parameters, item)
+    p = _params(node, item)
     dot = bool(p.get("options", {}).get("dotNotation", True))
     if node.type_version < 3:
         out: Item = {} if p.get("keepOnlySet", False) else _copy(item)

@@ -142,3 +142,16 @@ def test_fake_n8n_command_serves_the_api_for_its_keys() -> None:
         proc.wait(timeout=10)
     assert [a.status_code for a in answers] == [200, 200, 401]
     assert [e["workflowId"] for e in answers[0].json()["data"]] == ["RhNotifyGapFill1"]
+
+
+async def test_an_inert_on_received_run_is_listed_with_its_data() -> None:
+    fake = FakeN8n(api_keys=["api-key-1"])  # the samples: notify-gap-fill is Set + No Operation
+    async with fake.client() as client:
+        await client.post("/webhook/notify-gap-fill", json={"idempotency_key": "k"},
+                          headers={"X-N8N-Webhook-Key": "local-test-webhook-key"})  # fmt: skip
+        got = await client.get("/api/v1/executions/1", params={"includeData": "true"}, headers=API)
+    result = got.json()["data"]["resultData"]
+    assert result["lastNodeExecuted"] == "Send notifications"
+    item = result["runData"]["Webhook"][0]["data"]["main"][0][0]["json"]
+    assert item["body"] == {"idempotency_key": "k"}
+    assert list(result["runData"]) == ["Webhook", "Queue notifications", "Send notifications"]

@@ -270,3 +270,13 @@ async def test_last_node_with_no_data_answers_an_empty_json_typed_body(
     target = target_factory(FakeN8n([parse_workflow(raw, source="n.json")]))
     r = await target.client.post("/webhook/n", json={})
     assert (r.status_code, r.content, r.headers["content-type"]) == (200, b"", "application/json")
+
+
+async def test_runaway_nesting_is_refused_not_crashed(target_factory: Make) -> None:
+    target = target_factory(echo())
+    deep = b"[" * 100_000 + b"]" * 100_000
+    r = await target.client.post(
+        "/webhook/echo", content=deep, headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 422
+    assert r.json()["hint"] == "Maximum call stack size exceeded"
