@@ -331,13 +331,7 @@ class FakeN8n:
         if not runs:  # only the answer's shape matters: run on a throwaway history
             return respond(spec, workflow.execute(spec.node, item))
         if spec.response_mode == "onReceived" and workflow.inert_last is not None:
-            # Nothing the run does changes the answer nor leaves state: list it, run it if read.
-            now = self.clock.now().timestamp()
-            run = LazyRunData(lambda: workflow.execute(spec.node, item).run_data)
-            self.executions.add(
-                workflow_id=workflow.id, status="success", started_at=now, stopped_at=now,
-                last_node=workflow.inert_last, run_data=run,
-            )  # fmt: skip
+            _list_inert(self, workflow, spec.node, item)  # the run cannot change the answer
             answer = respond(spec, None)
         else:  # with onReceived n8n answers before the run: the run does not change the answer
             answer = respond(spec, _run_recorded(self, workflow, spec.node, item))
@@ -356,6 +350,19 @@ def _profile_of(
     if isinstance(faults, Mapping):
         return parse_profile(faults)
     return faults
+
+
+def _list_inert(fake: FakeN8n, workflow: Workflow, node: str, item: dict[str, Any]) -> None:
+    """List the run of a workflow that cannot fail nor leave state; run it if its data is read."""
+    now = fake.clock.now().timestamp()
+    fake.executions.add(
+        workflow_id=workflow.id,
+        status="success",
+        started_at=now,
+        stopped_at=now,
+        last_node=workflow.inert_last or node,
+        run_data=LazyRunData(lambda: workflow.execute(node, item).run_data),
+    )
 
 
 def _run_recorded(fake: FakeN8n, workflow: Workflow, node: str, item: dict[str, Any]) -> Execution:
