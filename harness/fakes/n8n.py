@@ -88,7 +88,12 @@ DEFAULT_CREDENTIALS: Final = Credentials(
 
 
 class FakeN8n:
-    """The fake's core and its ASGI app: routing, n8n's answers, faults, journal."""
+    """The fake's core and its ASGI app: routing, n8n's answers, faults, journal.
+
+    n8n's own state: `dedupe` (the Remove Duplicates history) and `executions` (every run a
+    webhook call started, with n8n's status), in memory or in `data_dir` (survives restarts);
+    `api_keys` turn n8n's public API (`/api/v1`) on.
+    """
 
     base_url: Final = "http://fake-n8n.invalid"
 
@@ -107,14 +112,11 @@ class FakeN8n:
     ) -> None:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.api_keys = frozenset(api_keys)
-        """Keys for n8n's public API (`/api/v1`); none: the API is off."""
-        if data_dir is not None:
-            Path(data_dir).mkdir(parents=True, exist_ok=True)
         self.data_dir = Path(data_dir) if data_dir is not None else None
+        if self.data_dir is not None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
         self.dedupe = DedupeHistory(data_dir)
-        """The Remove Duplicates history, kept in `data_dir` when given (survives restarts)."""
         self.executions = ExecutionLog(data_dir)
-        """Every execution a webhook call started, with n8n's status."""
         if workflows is None:
             workflows = load_workflows(DEFAULT_WORKFLOWS)
             credentials = Credentials(DEFAULT_CREDENTIALS) if credentials is None else credentials
