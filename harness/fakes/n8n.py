@@ -88,12 +88,8 @@ DEFAULT_CREDENTIALS: Final = Credentials(
 
 
 class FakeN8n:
-    """The fake's core and its ASGI app: routing, n8n's answers, faults, journal.
-
-    n8n's own state: `dedupe` (the Remove Duplicates history) and `executions` (every run a
-    webhook call started, with n8n's status), in memory or in `data_dir` (survives restarts);
-    `api_keys` turn n8n's public API (`/api/v1`) on.
-    """
+    """The fake's core and its ASGI app: routing, n8n's answers, faults, journal; n8n's state
+    (`dedupe`: the Remove Duplicates history, `executions`) in memory or `data_dir`."""
 
     base_url: Final = "http://fake-n8n.invalid"
 
@@ -303,41 +299,8 @@ class FakeN8n:
                 return answer
         if req.method == "OPTIONS":
             return preflight(cors, req.header("access-control-request-headers"))
-        answer = self._route(req, wpath, routes, runs)
+        answer = _route(self, req, wpath, routes, runs)
         answer.headers = (*answer.headers, *cors)
-        return answer
-
-    def _route(
-        self, req: FakeRequest, wpath: str, routes: Mapping[str, tuple[Workflow, Any]], runs: bool
-    ) -> Answer:
-        found = routes.get(req.method)
-        if found is None:
-            return _not_found(req.method, wpath, list(routes))
-        workflow, spec = found
-        try:  # n8n parses the body before the Webhook node checks auth
-            body = parse_body(
-                req.body, req.header("content-type"), req.header("content-encoding"), req.json_body
-            )
-        except BodyError as exc:
-            error: dict[str, Any] = {
-                "code": 422 if exc.status == 422 else 0,
-                "message": exc.message,
-            }
-            if exc.hint is not None:
-                error["hint"] = exc.hint
-            return json_answer(exc.status, error)
-        refused = check_auth(spec, self.credentials, req)
-        if refused is not None:
-            return refused
-        item = webhook_item(req, wpath, self.base_url, body.value)
-        if not runs:  # only the answer's shape matters: run on a throwaway history
-            return respond(spec, workflow.execute(spec.node, item))
-        if spec.response_mode == "onReceived" and workflow.inert_last is not None:
-            _list_inert(self, workflow, spec.node, item)  # the run cannot change the answer
-            answer = respond(spec, None)
-        else:  # with onReceived n8n answers before the run: the run does not change the answer
-            answer = respond(spec, _run_recorded(self, workflow, spec.node, item))
-        answer.ran = True
         return answer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -352,6 +315,44 @@ def _profile_of(
     if isinstance(faults, Mapping):
         return parse_profile(faults)
     return faults
+
+
+def _route(
+    fake: FakeN8n,
+    req: FakeRequest,
+    wpath: str,
+    routes: Mapping[str, tuple[Workflow, Any]],
+    runs: bool,
+) -> Answer:
+    found = routes.get(req.method)
+    if found is None:
+        return _not_found(req.method, wpath, list(routes))
+    workflow, spec = found
+    try:  # n8n parses the body before the Webhook node checks auth
+        body = parse_body(
+            req.body, req.header("content-type"), req.header("content-encoding"), req.json_body
+        )
+    except BodyError as exc:
+        error: dict[str, Any] = {
+            "code": 422 if exc.status == 422 else 0,
+            "message": exc.message,
+        }
+        if exc.hint is not None:
+            error["hint"] = exc.hint
+        return json_answer(exc.status, error)
+    refused = check_auth(spec, fake.credentials, req)
+    if refused is not None:
+        return refused
+    item = webhook_item(req, wpath, fake.base_url, body.value)
+    if not runs:  # only the answer's shape matters: run on a throwaway history
+        return respond(spec, workflow.execute(spec.node, item))
+    if spec.response_mode == "onReceived" and workflow.inert_last is not None:
+        _list_inert(fake, workflow, spec.node, item)  # the run cannot change the answer
+        answer = respond(spec, None)
+    else:  # with onReceived n8n answers before the run: the run does not change the answer
+        answer = respond(spec, _run_recorded(fake, workflow, spec.node, item))
+    answer.ran = True
+    return answer
 
 
 def _list_inert(fake: FakeN8n, workflow: Workflow, node: str, item: dict[str, Any]) -> None:
