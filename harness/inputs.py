@@ -24,6 +24,7 @@ __all__ = [
     "MAX_DEPTH",
     "ErrorFactory",
     "Reader",
+    "parse_document",
     "read_document",
     "read_json",
     "yaml_problem",
@@ -73,10 +74,22 @@ def read_document(path: str | Path, source: str, error: ErrorFactory = InputErro
         raise error(source, "(file)", f"not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise error(source, "(file)", f"cannot read: {exc.strerror}") from None
+    return parse_document(text, source, error)
+
+
+def parse_document(
+    text: str | bytes, source: str, error: ErrorFactory = InputError, *, where: str = "(file)"
+) -> object:
+    """YAML or JSON text (bytes must be UTF-8) parsed as `read_document` parses a file."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise error(source, where, f"not UTF-8 text (byte {exc.start})") from None
     try:
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise error(source, "(file)", yaml_problem(exc)) from None
+        raise error(source, where, yaml_problem(exc)) from None
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

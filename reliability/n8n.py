@@ -24,11 +24,15 @@ from reliability.errors import ErrorCode
 from reliability.routing import workflow_url
 from reliability.store.base import MAX_ERROR_MESSAGE, OutboxRow
 
-__all__ = ["N8nClient", "classify_status"]
+__all__ = ["NO_ITEM_ANSWER", "N8nClient", "classify_status"]
 
 _COMPACT: Final = json.JSONEncoder(separators=(",", ":"))
 _MESSAGE_BODY: Final = 200
 """Characters of a failed answer's body kept in its error message."""
+NO_ITEM_ANSWER: Final = b'{"code":0,"message":"No item to return was found"}'
+"""n8n's 500 when a webhook answering "when last node finishes" with "first entry JSON" ran the
+workflow successfully but its last node gave no item: what a Remove Duplicates node that dropped
+a retried delivery leads to (n8n/README.md). The workflow ran, so the delivery is done."""
 
 
 def classify_status(status: int) -> ErrorCode | None:
@@ -112,6 +116,8 @@ class N8nClient:
 
     def _answer(self, response: httpx.Response) -> Answered:
         status = response.status_code
+        if status == 500 and response.content.strip() == NO_ITEM_ANSWER:
+            return Answered(status, None, None, "HTTP 500 ran, no item to return (a dedupe drop)")
         code = classify_status(status)
         if code is None:
             return Answered(status, None, None, f"HTTP {status} ")

@@ -24,6 +24,7 @@ _COMMANDS: tuple[str, ...] = (
     "harness.cli.load",
     "harness.cli.serve",
     "harness.cli.fakes",
+    "harness.cli.reconcile",
     "harness.cli.report",
     "harness.cli.schema",
 )

@@ -29,6 +29,11 @@ __all__ = ["SendVerdict", "judge_answers", "register"]
 
 def register(subparsers: Any) -> None:
     """Add the `fake-n8n` and `fake-stripe` subcommands."""
+    _register_n8n(subparsers)
+    _register_stripe(subparsers)
+
+
+def _register_n8n(subparsers: Any) -> None:
     n8n = subparsers.add_parser(
         "fake-n8n",
         help="serve a fault-injecting fake n8n",
@@ -43,7 +48,11 @@ def register(subparsers: Any) -> None:
         metavar="DIR_OR_FILE",
         help=f"n8n workflow export(s), repeatable (default {DEFAULT_WORKFLOWS})",
     )
-    n8n.add_argument("--credentials", metavar="FILE", help="`n8n export:credentials --decrypted`")
+    n8n.add_argument(
+        "--credentials",
+        metavar="FILE_OR_DIR",
+        help="`n8n export:credentials --decrypted` output (a file, or the --separate directory)",
+    )
     n8n.add_argument(
         "--header-auth",
         action="append",
@@ -66,8 +75,23 @@ def register(subparsers: Any) -> None:
     n8n.add_argument(
         "--all-active", action="store_true", help="register every workflow, active or not"
     )
+    n8n.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="enable n8n's public API (/api/v1: executions, workflows) for this key, repeatable",
+    )
+    n8n.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="keep the Remove Duplicates history and the execution list here, across restarts "
+        "(default: in memory)",
+    )
     n8n.set_defaults(func=_fake_n8n)
 
+
+def _register_stripe(subparsers: Any) -> None:
     stripe = subparsers.add_parser("fake-stripe", help="send signed Stripe events")
     stripe_sub = stripe.add_subparsers(dest="stripe_command", required=True, metavar="COMMAND")
     send = stripe_sub.add_parser(
@@ -107,6 +131,8 @@ def _fake_n8n(args: argparse.Namespace) -> int:
             seed=args.seed or 0,
             lenient=args.lenient,
             active=True if args.all_active else None,
+            data_dir=args.data_dir,
+            api_keys=args.api_key,
         )
         for spec in args.header_auth:
             fake.credentials.add(_cli_credential(spec, "httpHeaderAuth", ("name", "value")))
@@ -114,6 +140,10 @@ def _fake_n8n(args: argparse.Namespace) -> int:
             fake.credentials.add(_cli_credential(spec, "httpBasicAuth", ("user", "password")))
     except (FaultProfileError, WorkflowError, ValueError) as exc:
         print(f"reliability-harness fake-n8n: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"reliability-harness fake-n8n: --data-dir {args.data_dir}: {exc.strerror}",
+              file=sys.stderr)  # fmt: skip
         return 2
     routes = ", ".join(
         f"{'/'.join(s.methods)} /webhook/{s.path}"

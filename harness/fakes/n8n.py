@@ -19,14 +19,14 @@ import asyncio
 import contextlib
 import random
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import httpx
 
 from harness.data import data_path
-from harness.fakes.faults import FaultEngine, FaultProfile, parse_profile
+from harness.fakes.faults import FaultEngine, FaultProfile, load_profile, parse_profile
 from harness.fakes.journal import Journal
 from harness.fakes.n8n_answers import (
     JSON_TYPE,
@@ -34,6 +34,7 @@ from harness.fakes.n8n_answers import (
     TEST_HINT,
     Answer,
     FakeRequest,
+    Headers,
     check_auth,
     json_answer,
     json_bytes,
@@ -43,11 +44,17 @@ from harness.fakes.n8n_answers import (
     tenant_of,
     webhook_item,
 )
+from harness.fakes.n8n_api import api_answer
 from harness.fakes.n8n_asgi import Receive, Scope, Send, serve_asgi
+from harness.fakes.n8n_bodies import BodyError, parse_body
 from harness.fakes.n8n_control import control_answer
+from harness.fakes.n8n_cors import WEBHOOK_METHODS, cors_headers, express_404, preflight
+from harness.fakes.n8n_dedupe import DedupeHistory
+from harness.fakes.n8n_executions import ExecutionLog, LazyRunData
 from harness.fakes.n8n_export import (
     Credential,
     Credentials,
+    Execution,
     Workflow,
     load_credentials,
     load_workflows,
@@ -81,7 +88,8 @@ DEFAULT_CREDENTIALS: Final = Credentials(
 
 
 class FakeN8n:
-    """The fake's core and its ASGI app: routing, n8n's answers, faults, journal."""
+    """The fake's core and its ASGI app: routing, n8n's answers, faults, journal; n8n's state
+    (`dedupe`: the Remove Duplicates history, `executions`) in memory or `data_dir`."""
 
     base_url: Final = "http://fake-n8n.invalid"
 
@@ -95,8 +103,16 @@ class FakeN8n:
         seed: int = 0,
         rng: random.Random | None = None,
         journal_capacity: int = 1_000_000,
+        data_dir: str | Path | None = None,
+        api_keys: Iterable[str] = (),
     ) -> None:
         self.clock: Clock = clock if clock is not None else SystemClock()
+        self.api_keys = frozenset(api_keys)
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        if self.data_dir is not None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.dedupe = DedupeHistory(data_dir)
+        self.executions = ExecutionLog(data_dir)
         if workflows is None:
             workflows = load_workflows(DEFAULT_WORKFLOWS)
             credentials = Credentials(DEFAULT_CREDENTIALS) if credentials is None else credentials
@@ -120,23 +136,26 @@ class FakeN8n:
         seed: int = 0,
         lenient: bool = False,
         active: bool | None = None,
+        data_dir: str | Path | None = None,
+        api_keys: Iterable[str] = (),
     ) -> FakeN8n:
-        """Build from exported workflow files, a credentials export and a fault profile file."""
-        from harness.fakes.faults import load_profile
-
+        """Build from exported workflow files, a credentials export and a fault profile file;
+        `data_dir` keeps the dedupe history and the execution list across restarts."""
         loaded = load_workflows(
             DEFAULT_WORKFLOWS if workflows is None else workflows, lenient=lenient, active=active
         )
         creds = load_credentials(credentials) if credentials is not None else None
         if creds is None and workflows is None:
             creds = Credentials(DEFAULT_CREDENTIALS)
-        if isinstance(faults, str | Path):
-            profile: FaultProfile | None = load_profile(faults)
-        elif isinstance(faults, Mapping):
-            profile = parse_profile(faults)
-        else:
-            profile = faults
-        return cls(loaded, credentials=creds, faults=profile, clock=clock, seed=seed)
+        return cls(
+            loaded,
+            credentials=creds,
+            faults=_profile_of(faults),
+            clock=clock,
+            seed=seed,
+            data_dir=data_dir,
+            api_keys=api_keys,
+        )
 
     @property
     def transport(self) -> FakeN8nTransport:
@@ -154,6 +173,11 @@ class FakeN8n:
         self.release_hangs()
         self.journal.reset()
         self.faults.reset()
+
+    def close(self) -> None:
+        """Close the data directory's files (the served fake does this when it stops)."""
+        self.dedupe.close()
+        self.executions.close()
 
     def release_hangs(self) -> None:
         """End every call held by a hang now (the connection closes without an answer)."""
@@ -180,21 +204,19 @@ class FakeN8n:
     async def answer(self, req: FakeRequest) -> Answer:
         """Decide the answer to `req`, sleeping on the clock for injected latency."""
         path = req.path
-        if path.startswith("/webhook/"):
+        if path.startswith("/webhook/") and path != "/webhook/":
             return await self._webhook(req, path[len("/webhook/") :])
         if path in ("/healthz", "/healthz/readiness"):
             return json_answer(200, {"status": "ok"})
-        if path.startswith("/webhook-test/"):
+        if path.startswith("/webhook-test/") and path != "/webhook-test/":
             wpath = path[len("/webhook-test/") :].rstrip("/")
             msg = f'The requested webhook "{wpath}" is not registered.'
             return json_answer(404, {"code": 404, "message": msg, "hint": TEST_HINT})
         if path.startswith("/__"):
             return control_answer(self, req)
-        return Answer(
-            404,
-            (("Content-Type", "text/plain; charset=utf-8"),),
-            f"Cannot {req.method} {path}".encode(),
-        )
+        if path.startswith("/api/v1/"):
+            return api_answer(self, req)
+        return express_404(req.method, path)
 
     def finish(self, answer: Answer, outcome: str) -> None:
         """Close the journal entry of a faulted call once the adapter has played the fault."""
@@ -226,7 +248,7 @@ class FakeN8n:
             answer = status_fault(action.status or 500, action.retry_after)
             answer.fault = action.label
         else:
-            answer = self._n8n(req, wpath)
+            answer = self._n8n(req, wpath, runs=decision.runs_workflow)
         answer.entry, answer.decision = entry, decision
         if action is None or action.kind == "status":
             self.journal.finish(
@@ -252,34 +274,126 @@ class FakeN8n:
             answer.body = json_bytes({"message": "Workflow was started"})
         return answer
 
-    def _n8n(self, req: FakeRequest, wpath: str) -> Answer:
-        methods = self._routes.get(wpath)
-        if not methods:
-            msg = f'The requested webhook "{req.method} {wpath}" is not registered.'
-            return json_answer(404, {"code": 404, "message": msg, "hint": PROD_HINT})
-        found = methods.get(req.method)
-        if found is None:
-            allowed = list(methods)
-            listed = allowed[0] if len(allowed) == 1 else ", ".join(allowed[:-1])
-            if len(allowed) > 1:
-                listed += f" or {allowed[-1]}"
-            msg = (
-                f"This webhook is not registered for {req.method} requests. "
-                f"Did you mean to make a {listed} request?"
+    def _n8n(self, req: FakeRequest, wpath: str, *, runs: bool = True) -> Answer:
+        """n8n's answer; `runs=False` (a fault in front of n8n) leaves no execution behind."""
+        if req.method != "OPTIONS" and req.method not in WEBHOOK_METHODS:
+            return json_answer(
+                500, {"code": 0, "message": f"The method {req.method} is not supported."}
             )
-            return json_answer(404, {"code": 404, "message": msg})
-        workflow, spec = found
-        refused = check_auth(spec, self.credentials, req)
-        if refused is not None:
-            return refused
-        if spec.response_mode == "onReceived":
-            # n8n answers before the run, so nothing the run does can change the answer.
-            answer = respond(spec, None)
-        else:
-            execution = workflow.execute(spec.node, webhook_item(req, wpath, self.base_url))
-            answer = respond(spec, execution)
-        answer.ran = True
+        routes = self._routes.get(wpath, {})
+        specs = {method: spec for method, (_, spec) in routes.items()}
+        cors: Headers = ()
+        origin = req.header("origin")
+        if origin is not None:
+            wanted = (
+                req.header("access-control-request-method")
+                if req.method == "OPTIONS"
+                else req.method
+            )
+            cors = cors_headers(origin, req.method, wanted, specs)
+            if wanted and wanted not in routes:  # n8n looks the webhook up for its options
+                answer = _not_found(
+                    req.method if req.method != "OPTIONS" else wanted, wpath, list(routes)
+                )
+                answer.headers = (*answer.headers, *cors)
+                return answer
+        if req.method == "OPTIONS":
+            return preflight(cors, req.header("access-control-request-headers"))
+        answer = _route(self, req, wpath, routes, runs)
+        answer.headers = (*answer.headers, *cors)
         return answer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await serve_asgi(self, scope, receive, send)
+
+
+def _profile_of(
+    faults: str | Path | FaultProfile | Mapping[str, Any] | None,
+) -> FaultProfile | None:
+    if isinstance(faults, str | Path):
+        return load_profile(faults)
+    if isinstance(faults, Mapping):
+        return parse_profile(faults)
+    return faults
+
+
+def _route(
+    fake: FakeN8n,
+    req: FakeRequest,
+    wpath: str,
+    routes: Mapping[str, tuple[Workflow, Any]],
+    runs: bool,
+) -> Answer:
+    found = routes.get(req.method)
+    if found is None:
+        return _not_found(req.method, wpath, list(routes))
+    workflow, spec = found
+    try:  # n8n parses the body before the Webhook node checks auth
+        body = parse_body(
+            req.body, req.header("content-type"), req.header("content-encoding"), req.json_body
+        )
+    except BodyError as exc:
+        error: dict[str, Any] = {
+            "code": 422 if exc.status == 422 else 0,
+            "message": exc.message,
+        }
+        if exc.hint is not None:
+            error["hint"] = exc.hint
+        return json_answer(exc.status, error)
+    refused = check_auth(spec, fake.credentials, req)
+    if refused is not None:
+        return refused
+    item = webhook_item(req, wpath, fake.base_url, body.value)
+    if not runs:  # only the answer's shape matters: run on a throwaway history
+        return respond(spec, workflow.execute(spec.node, item))
+    if spec.response_mode == "onReceived" and workflow.inert_last is not None:
+        _list_inert(fake, workflow, spec.node, item)  # the run cannot change the answer
+        answer = respond(spec, None)
+    else:  # with onReceived n8n answers before the run: the run does not change the answer
+        answer = respond(spec, _run_recorded(fake, workflow, spec.node, item))
+    answer.ran = True
+    return answer
+
+
+def _list_inert(fake: FakeN8n, workflow: Workflow, node: str, item: dict[str, Any]) -> None:
+    """List the run of a workflow that cannot fail nor leave state; run it if its data is read."""
+    now = fake.clock.now().timestamp()
+    fake.executions.add(
+        workflow_id=workflow.id,
+        status="success",
+        started_at=now,
+        stopped_at=now,
+        last_node=workflow.inert_last or node,
+        run_data=LazyRunData(lambda: workflow.execute(node, item).run_data),
+    )
+
+
+def _run_recorded(fake: FakeN8n, workflow: Workflow, node: str, item: dict[str, Any]) -> Execution:
+    """Run `workflow` from its Webhook `node` on the fake's history; list the execution."""
+    started = fake.clock.now().timestamp()
+    execution = workflow.execute(node, item, dedupe=fake.dedupe)
+    fake.executions.add(
+        workflow_id=workflow.id,
+        status="error" if execution.error is not None else "success",
+        started_at=started,
+        stopped_at=fake.clock.now().timestamp(),
+        last_node=execution.last_node,
+        error=execution.error,
+        kept_keys=execution.kept_keys,
+        dropped_keys=execution.dropped_keys,
+        run_data=execution.run_data,
+    )
+    return execution
+
+
+def _not_found(method: str, wpath: str, methods: list[str]) -> Answer:
+    """n8n's WebhookNotFoundError for `method` on `wpath` (registered for `methods`)."""
+    if not methods:
+        msg = f'The requested webhook "{method} {wpath}" is not registered.'
+        return json_answer(404, {"code": 404, "message": msg, "hint": PROD_HINT})
+    listed = methods[0] if len(methods) == 1 else ", ".join(methods[:-1]) + f" or {methods[-1]}"
+    msg = (
+        f"This webhook is not registered for {method} requests. "
+        f"Did you mean to make a {listed} request?"
+    )
+    return json_answer(404, {"code": 404, "message": msg})

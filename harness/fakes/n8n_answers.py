@@ -12,6 +12,7 @@ import binascii
 import http
 import json
 import math
+import re
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,11 +20,19 @@ from typing import Any, Final
 
 from harness.fakes.faults import Decision
 from harness.fakes.journal import JournalEntry
-from harness.fakes.n8n_export import Credentials, Execution, WebhookSpec, Workflow, WorkflowError
+from harness.fakes.n8n_export import (
+    Credentials,
+    Execution,
+    Respond,
+    WebhookSpec,
+    Workflow,
+    WorkflowError,
+)
 
 __all__ = [
     "Answer",
     "FakeRequest",
+    "Headers",
     "check_auth",
     "json_answer",
     "json_bytes",
@@ -51,6 +60,12 @@ _FAULT_BODIES: Final = {
     503: {"code": 503, "message": "Database is not ready!"},
 }
 _STARTED: Final = b'{"message":"Workflow was started"}'
+_JSON_NO_BODY: Final = (("Content-Type", "application/json"),)
+"""Express's `res.json(undefined)`: the type without a charset (no string was sent), no body."""
+NO_ITEM: Final = "No item to return was found"
+"""n8n's error when `lastNode` + `firstEntryJson` finds no item in the last node's output."""
+
+_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -66,12 +81,26 @@ class FakeRequest:
     body: bytes = b""
     _index: dict[str, str] = field(init=False, repr=False, compare=False)
 
+    _json: list[Any] = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         # First value wins, as a scan from the front would find it.
         object.__setattr__(self, "_index", dict(reversed(self.headers)))
+        object.__setattr__(self, "_json", [])
 
     def header(self, name: str) -> str | None:
         return self._index.get(name)
+
+    def json_body(self) -> tuple[bool, Any]:
+        """(parsed, value) of the body read as UTF-8 JSON, parsed once per request."""
+        if not self._json:
+            try:
+                value = json.loads(self.body.decode("utf-8", "replace"), parse_constant=_no_nan)
+                self._json.append((True, value))
+            except (ValueError, RecursionError):
+                self._json.append((False, None))
+        result: tuple[bool, Any] = self._json[0]
+        return result
 
 
 @dataclass(slots=True)
@@ -86,9 +115,19 @@ class Answer:
     ran: bool = False
 
 
+def _no_nan(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def json_bytes(value: object) -> bytes:
-    """JSON as Express's `res.json` writes it: compact, UTF-8, integral floats without `.0`."""
-    return json.dumps(_js_numbers(value), separators=(",", ":"), ensure_ascii=False).encode()
+    """JSON as Express's `res.json` writes it: compact, UTF-8 (non-ASCII text as is, a lone
+    surrogate as a `\\udXXX` escape, as `JSON.stringify` writes it), integral floats
+    without `.0`."""
+    text = json.dumps(_js_numbers(value), separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode()
 
 
 def _js_numbers(value: object) -> object:
@@ -149,22 +188,15 @@ def tenant_of(req: FakeRequest) -> str:
     if tenant is not None:
         return tenant
     if req.body[:1] == b"{" and b'"tenant_id"' in req.body:
-        try:
-            body = json.loads(req.body)
-        except ValueError:
-            return ""
-        value = body.get("tenant_id") if isinstance(body, dict) else None
+        ok, body = req.json_body()
+        value = body.get("tenant_id") if ok and isinstance(body, dict) else None
         if isinstance(value, str | int) and not isinstance(value, bool):
             return str(value)
     return ""
 
 
-def webhook_item(req: FakeRequest, wpath: str, base_url: str) -> dict[str, Any]:
-    body: Any
-    try:
-        body = json.loads(req.body) if req.body else {}
-    except ValueError:
-        body = req.body.decode("utf-8", "replace")
+def webhook_item(req: FakeRequest, wpath: str, base_url: str, body: Any) -> dict[str, Any]:
+    """The item n8n's Webhook node gives its workflow (`body` as `n8n_bodies` parsed it)."""
     query = {k: v[0] if len(v) == 1 else v for k, v in urllib.parse.parse_qs(req.query).items()}
     return {
         "json": {
@@ -179,6 +211,7 @@ def webhook_item(req: FakeRequest, wpath: str, base_url: str) -> dict[str, Any]:
 
 
 def respond(spec: WebhookSpec, execution: Execution | None) -> Answer:
+    """What n8n answers for `spec`'s response settings once `execution` ran (None: not run)."""
     code = spec.response_code
     if spec.response_mode == "onReceived" or execution is None:
         if spec.no_response_body:
@@ -186,26 +219,34 @@ def respond(spec: WebhookSpec, execution: Execution | None) -> Answer:
         return Answer(code, (("Content-Type", JSON_TYPE),), _STARTED)
     if execution.error is not None:
         return json_answer(500, {"message": "Error in workflow"})
-    if spec.response_mode == "responseNode" and execution.respond is not None:
-        r = execution.respond
-        if r.kind == "noData":
-            return Answer(r.status, r.headers, b"")
-        if r.kind == "text":
-            ctype = ("Content-Type", "text/html; charset=utf-8")
-            return Answer(r.status, (ctype, *r.headers), str(r.body).encode())
-        headers = tuple(h for h in r.headers if h[0].lower() != "content-type")
-        given = [h for h in r.headers if h[0].lower() == "content-type"]
-        return Answer(
-            r.status,
-            (given[0] if given else ("Content-Type", JSON_TYPE), *headers),
-            json_bytes(r.body),
-        )
+    if spec.response_mode == "responseNode":
+        if execution.respond is None:
+            # The run ended without reaching Respond to Webhook: n8n answers `res.json(undefined)`.
+            return Answer(code, _JSON_NO_BODY, b"")
+        return _node_answer(execution.respond)
     items = [item.get("json", item) for item in execution.items]
     if spec.response_data == "noData":
-        return Answer(code, (), b"")
+        return Answer(code, _JSON_NO_BODY, b"")  # `res.json(undefined)` too
     if spec.response_data == "allEntries":
         return json_answer(code, items)
-    return json_answer(code, items[0] if items else {})
+    if not items:  # e.g. Remove Duplicates dropped the call: the run succeeded, the answer fails
+        return json_answer(500, {"code": 0, "message": NO_ITEM})
+    return json_answer(code, items[0])
+
+
+def _node_answer(r: Respond) -> Answer:
+    if r.kind == "noData":
+        return Answer(r.status, r.headers, b"")
+    if r.kind == "text":
+        ctype = ("Content-Type", "text/html; charset=utf-8")
+        return Answer(r.status, (ctype, *r.headers), str(r.body).encode())
+    headers = tuple(h for h in r.headers if h[0].lower() != "content-type")
+    given = [h for h in r.headers if h[0].lower() == "content-type"]
+    return Answer(
+        r.status,
+        (given[0] if given else ("Content-Type", JSON_TYPE), *headers),
+        json_bytes(r.body),
+    )
 
 
 def status_fault(status: int, retry_after: float | None) -> Answer:

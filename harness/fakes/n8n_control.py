@@ -1,5 +1,5 @@
-"""The fake n8n's control API, like Toxiproxy's: `GET/PUT /__faults`, `GET /__journal`
-(`?bucket=SECONDS` adds arrivals per bucket), `POST /__reset`."""
+"""The fake n8n's control API, like Toxiproxy's: `GET/PUT /__faults` (the profile as JSON or
+YAML), `GET /__journal` (`?bucket=SECONDS` adds arrivals per bucket), `POST /__reset`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from harness.fakes.faults import FaultProfileError, parse_profile
 from harness.fakes.n8n_answers import Answer, FakeRequest, json_answer
+from harness.inputs import parse_document
 
 if TYPE_CHECKING:
     from harness.fakes.n8n import FakeN8n
@@ -23,7 +24,9 @@ def control_answer(fake: FakeN8n, req: FakeRequest) -> Answer:
         return json_answer(200, fake.faults.profile.to_json())
     if route == ("PUT", "/__faults"):
         try:
-            profile = parse_profile(req.body, source="PUT /__faults body")
+            source = "PUT /__faults body"
+            document = parse_document(req.body, source, FaultProfileError, where="(body)")
+            profile = parse_profile(document, source=source)
         except FaultProfileError as exc:
             return json_answer(400, {"error": str(exc), "key": exc.key})
         fake.faults.load(profile)

@@ -2,32 +2,53 @@
 
 Reads what `n8n export:workflow` writes (one workflow object, an array of them, or a directory of
 `*.json` files) and what `n8n export:credentials --decrypted` writes. The fake registers each
-active workflow's Webhook nodes and, for response modes `lastNode` and `responseNode`, evaluates
-this subset of nodes:
+active workflow's Webhook nodes and runs every call through this subset of nodes
+(`harness.fakes.n8n_nodes`):
 
 - Webhook (`n8n-nodes-base.webhook`): `httpMethod` (default GET, or a list with
   `multipleMethods`), `path`, `responseMode` (onReceived, lastNode, responseNode),
   `responseData` (firstEntryJson, allEntries, noData), `responseCode` / `options.responseCode`,
-  `options.noResponseBody`, `authentication` (none, headerAuth, basicAuth);
+  `options.noResponseBody`, `options.allowedOrigins`, `authentication` (none, headerAuth,
+  basicAuth);
 - No Operation (`noOp`): passes its input on;
-- Set (`set`): fixed values only: v1/v2 `values` (+ `keepOnlySet`), v3 manual `fields.values` or
+- Set (`set`): v1/v2 `values` (+ `keepOnlySet`), v3 manual `fields.values` or
   `assignments.assignments`, v3 raw `jsonOutput`; `includeOtherFields`/`include: all` merges input;
 - Respond to Webhook (`respondToWebhook`): `respondWith` json, text, noData, firstIncomingItem or
   allIncomingItems, with `options.responseCode` and `options.responseHeaders`;
+- Remove Duplicates (`removeDuplicates` v2): "remove items processed in previous executions"
+  keyed on `dedupeField`, with a history that outlives the execution (`DedupeHistory`);
 - Stop and Error (`stopAndError`): fails the execution;
 - Sticky Note: ignored.
 
-Anything else (another node type, an expression `={{ ... }}`) is refused at load with the file,
-node and type named; with `lenient=True` such a node passes its input through instead.
+Parameters of these nodes may hold expressions in the subset of `harness.fakes.n8n_expr`
+(`={{ $json.body.idempotency_key }}`, object literals of such paths). Anything else (another
+node type, an expression outside that subset, any expression on the Webhook node) is refused at
+load with the file, node and parameter or type named; with `lenient=True` such a node passes its
+input through instead.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
+
+from harness.fakes.n8n_dedupe import DedupeHistory
+from harness.fakes.n8n_expr import ExpressionUnsupported, is_expression, parse_expression
+from harness.fakes.n8n_nodes import (
+    NODE_TYPES,
+    NOOP,
+    RESPOND,
+    SET,
+    Item,
+    Outputs,
+    Respond,
+    RunState,
+    check_node,
+    run_node,
+)
 
 __all__ = [
     "SUPPORTED_NODE_TYPES",
@@ -46,19 +67,14 @@ __all__ = [
 ]
 
 _WEBHOOK: Final = "n8n-nodes-base.webhook"
-_NOOP: Final = "n8n-nodes-base.noOp"
-_SET: Final = "n8n-nodes-base.set"
-_RESPOND: Final = "n8n-nodes-base.respondToWebhook"
-_STOP: Final = "n8n-nodes-base.stopAndError"
 _STICKY: Final = "n8n-nodes-base.stickyNote"
 
-SUPPORTED_NODE_TYPES: Final = frozenset({_WEBHOOK, _NOOP, _SET, _RESPOND, _STOP, _STICKY})
+SUPPORTED_NODE_TYPES: Final = frozenset({_WEBHOOK, _STICKY, *NODE_TYPES})
+_INERT_TYPES: Final = frozenset({NOOP, SET, RESPOND})
 _METHODS: Final = frozenset({"DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"})
 _RESPONSE_MODES: Final = frozenset({"onReceived", "lastNode", "responseNode"})
 _RESPONSE_DATA: Final = frozenset({"firstEntryJson", "allEntries", "noData"})
 _AUTH_TYPES: Final = {"none": None, "headerAuth": "httpHeaderAuth", "basicAuth": "httpBasicAuth"}
-
-Item = dict[str, Any]
 
 
 class WorkflowError(ValueError):
@@ -124,6 +140,9 @@ class Node:
     credentials: Mapping[str, Any] = field(default_factory=dict)
     passthrough: bool = False
     """A node outside the subset, kept because the workflow was loaded leniently."""
+    id: str = ""
+    expressions: bool = False
+    """Whether any parameter is an expression (else they are used as they are, per item)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,17 +159,8 @@ class WebhookSpec:
     no_response_body: bool = False
     authentication: str = "none"
     credential: CredentialRef | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Respond:
-    """What a Respond to Webhook node answers."""
-
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    body: Any
-    kind: str
-    """`json` (body is a JSON value), `text` (a string) or `noData`."""
+    allowed_origins: str | None = None
+    """`options.allowedOrigins` (CORS); None when the node does not set it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,9 +168,15 @@ class Execution:
     """The result of running a workflow from one of its Webhook nodes."""
 
     items: tuple[Item, ...]
+    """Output 0 of the last node that ran (what `lastNode` answers with)."""
     last_node: str
     error: str | None = None
     respond: Respond | None = None
+    run_data: Mapping[str, Outputs] = field(default_factory=dict)
+    kept_keys: tuple[str, ...] = ()
+    """Dedupe keys a Remove Duplicates node let through (new to its history)."""
+    dropped_keys: tuple[str, ...] = ()
+    """Dedupe keys a Remove Duplicates node dropped (seen in a previous execution)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,134 +186,52 @@ class Workflow:
     active: bool
     source: str
     nodes: Mapping[str, Node]
-    connections: Mapping[str, tuple[str, ...]]
-    """Node name -> the nodes its main outputs feed, in n8n's (v1) execution order."""
+    connections: Mapping[str, tuple[tuple[str, ...], ...]]
+    """Node name -> per main output, the nodes it feeds, in n8n's (v1) execution order."""
     webhooks: tuple[WebhookSpec, ...] = field(default=())
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """The export as loaded (what the public API's workflow list shows)."""
+    inert_last: str | None = None
+    """For a workflow whose run cannot fail nor leave state (only No Operation, Set and
+    Respond to Webhook with fixed parameters): the node its runs end on. None otherwise."""
 
-    def execute(self, webhook_node: str, item: Item) -> Execution:
-        """Run the workflow from `webhook_node` with the webhook's item, depth first."""
-        state = _Run(last=webhook_node, items=(item,))
-        self._visit(webhook_node, (item,), state, depth=0)
-        return Execution(state.items, state.last, state.error, state.respond)
+    def execute(
+        self, webhook_node: str, item: Item, *, dedupe: DedupeHistory | None = None
+    ) -> Execution:
+        """Run the workflow from `webhook_node` with the webhook's item, depth first.
 
-    def _visit(self, name: str, items: tuple[Item, ...], state: _Run, depth: int) -> None:
+        `dedupe` is the Remove Duplicates history (a fresh, empty one when not given)."""
+        state = RunState(self.id, last=webhook_node, items=(item,), dedupe=dedupe)
+        state.run_data[webhook_node] = ((item,),)
+        self._visit(webhook_node, ((item,),), state, depth=0)
+        return Execution(
+            state.items,
+            state.last,
+            state.error,
+            state.respond,
+            dict(state.run_data),
+            tuple(state.kept_keys),
+            tuple(state.dropped_keys),
+        )
+
+    def _visit(self, name: str, outputs: Outputs, state: RunState, depth: int) -> None:
         if depth > len(self.nodes):
             state.error = f"workflow {self.name!r} loops through node {name!r}"
             return
-        for target in self.connections.get(name, ()):
-            if state.error is not None:
-                return
-            node = self.nodes[target]
-            out = _run_node(node, items, state)
-            state.last = target
-            if out is None:
-                return
-            state.items = out
-            self._visit(target, out, state, depth + 1)
-
-
-@dataclass(slots=True)
-class _Run:
-    last: str
-    items: tuple[Item, ...]
-    error: str | None = None
-    respond: Respond | None = None
-
-
-def _run_node(node: Node, items: tuple[Item, ...], state: _Run) -> tuple[Item, ...] | None:
-    """The node's output items, or None when it failed the execution (see `state.error`)."""
-    if node.disabled or node.passthrough or node.type == _NOOP:
-        return items
-    p = node.parameters
-    if node.type == _STOP:
-        if p.get("errorType", "errorMessage") == "errorObject":
-            state.error = str(p.get("errorObject", "{}"))
-        else:
-            state.error = str(p.get("errorMessage", "")) or "Workflow stopped"
-        return None
-    if node.type == _SET:
-        return tuple({"json": _apply_set(node, item.get("json", {}))} for item in items or ({},))
-    if node.type == _RESPOND:
-        if state.respond is None:
-            state.respond = _respond(node, items)
-        return items
-    return items
-
-
-def _respond(node: Node, items: tuple[Item, ...]) -> Respond:
-    p = node.parameters
-    options = p.get("options", {})
-    code = int(options.get("responseCode", 200))
-    entries = options.get("responseHeaders", {}).get("entries", [])
-    headers = tuple((str(e["name"]), str(e["value"])) for e in entries)
-    how = p.get("respondWith", "firstIncomingItem")
-    if how == "json":
-        body = p.get("responseBody", "{}")
-        return Respond(code, headers, json.loads(body) if isinstance(body, str) else body, "json")
-    if how == "text":
-        return Respond(code, headers, str(p.get("responseBody", "")), "text")
-    if how == "noData":
-        return Respond(code, headers, None, "noData")
-    if how == "allIncomingItems":
-        return Respond(code, headers, [i.get("json", {}) for i in items], "json")
-    return Respond(code, headers, items[0].get("json", {}) if items else {}, "json")
-
-
-def _apply_set(node: Node, item: Item) -> Item:
-    p = node.parameters
-    dot = bool(p.get("options", {}).get("dotNotation", True))
-    if node.type_version < 3:
-        out: Item = {} if p.get("keepOnlySet", False) else _copy(item)
-        for kind in ("string", "number", "boolean"):
-            for entry in p.get("values", {}).get(kind, []):
-                _assign(out, str(entry["name"]), entry.get("value"), dot)
-        return out
-    merge = bool(p.get("includeOtherFields", False)) and p.get("include", "all") == "all"
-    out = _copy(item) if merge else {}
-    if p.get("mode", "manual") == "raw":
-        raw = p.get("jsonOutput", "{}")
-        out.update(json.loads(raw) if isinstance(raw, str) else dict(raw))
-        return out
-    for name, value in _set_fields(p):
-        _assign(out, name, value, dot)
-    return out
-
-
-def _set_fields(p: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    fields: list[tuple[str, Any]] = []
-    for a in p.get("assignments", {}).get("assignments", []):
-        fields.append((str(a["name"]), _typed(a.get("value"), str(a.get("type", "string")))))
-    for f in p.get("fields", {}).get("values", []):
-        kind = str(f.get("type", "stringValue"))
-        fields.append((str(f["name"]), _typed(f.get(kind), kind.removesuffix("Value"))))
-    return fields
-
-
-def _typed(value: Any, kind: str) -> Any:
-    if kind == "number" and isinstance(value, str):
-        number = float(value)
-        return int(number) if number.is_integer() else number
-    if kind == "boolean" and isinstance(value, str):
-        return value.strip().lower() == "true"
-    if kind in ("array", "object") and isinstance(value, str):
-        return json.loads(value)
-    return value
-
-
-def _assign(out: Item, name: str, value: Any, dot: bool) -> None:
-    parts = name.split(".") if dot else [name]
-    target = out
-    for part in parts[:-1]:
-        nested = target.get(part)
-        if not isinstance(nested, dict):
-            nested = target[part] = {}
-        target = nested
-    target[parts[-1]] = value
-
-
-def _copy(item: Item) -> Item:
-    copied: Item = json.loads(json.dumps(item))
-    return copied
+        for index, targets in enumerate(self.connections.get(name, ())):
+            items = outputs[index] if index < len(outputs) else ()
+            if not items:
+                continue  # n8n runs no node on an empty branch
+            for target in targets:
+                if state.error is not None:
+                    return
+                out = run_node(self.nodes[target], items, state)
+                state.last = target
+                if out is None:
+                    return
+                state.run_data[target] = out
+                state.items = out[0] if out else ()
+                self._visit(target, out, state, depth + 1)
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -329,34 +263,42 @@ def load_workflows(
 
 
 def load_credentials(path: str | Path) -> Credentials:
-    """Credentials from `n8n export:credentials --decrypted` output (an array or one object)."""
-    source = str(path)
-    data = _read_json(Path(path))
-    items = data if isinstance(data, list) else [data]
+    """Credentials from `n8n export:credentials --decrypted` output: a file (an array or one
+    object) or the directory `--separate` writes (one `*.json` file per credential)."""
+    where = Path(path)
+    files = sorted(where.glob("*.json")) if where.is_dir() else [where]
+    if where.is_dir() and not files:
+        raise WorkflowError(f"{where}: no *.json credential exports in this directory")
     creds = Credentials()
-    for index, raw in enumerate(items):
-        where = f"{source}[{index}]"
-        if not isinstance(raw, Mapping):
-            raise WorkflowError(f"{where}: a credential must be an object")
-        for key in ("id", "name", "type", "data"):
-            if key not in raw:
-                raise WorkflowError(f"{where}: credential is missing {key!r}")
-        name = str(raw["name"])
-        if isinstance(raw["data"], str):
-            raise WorkflowError(
-                f"{where}: credential {name!r} is encrypted: export it with "
-                "`n8n export:credentials --decrypted`"
-            )
-        if not isinstance(raw["data"], Mapping):
-            raise WorkflowError(f"{where}: credential {name!r}: data must be an object")
-        ctype = str(raw["type"])
-        needed = {"httpHeaderAuth": ("name", "value"), "httpBasicAuth": ("user", "password")}
-        for key in needed.get(ctype, ()):
-            if key not in raw["data"]:
-                raise WorkflowError(f"{where}: credential {name!r} ({ctype}): data.{key} missing")
-        data_map = {str(k): str(v) for k, v in raw["data"].items()}
-        creds.add(Credential(str(raw["id"]), name, ctype, data_map))
+    for file in files:
+        data = _read_json(file)
+        items = data if isinstance(data, list) else [data]
+        for index, raw in enumerate(items):
+            creds.add(_credential(raw, f"{file}[{index}]"))
     return creds
+
+
+def _credential(raw: object, where: str) -> Credential:
+    if not isinstance(raw, Mapping):
+        raise WorkflowError(f"{where}: a credential must be an object")
+    for key in ("id", "name", "type", "data"):
+        if key not in raw:
+            raise WorkflowError(f"{where}: credential is missing {key!r}")
+    name = str(raw["name"])
+    if isinstance(raw["data"], str):
+        raise WorkflowError(
+            f"{where}: credential {name!r} is encrypted: export it with "
+            "`n8n export:credentials --decrypted`"
+        )
+    if not isinstance(raw["data"], Mapping):
+        raise WorkflowError(f"{where}: credential {name!r}: data must be an object")
+    ctype = str(raw["type"])
+    needed = {"httpHeaderAuth": ("name", "value"), "httpBasicAuth": ("user", "password")}
+    for key in needed.get(ctype, ()):
+        if key not in raw["data"]:
+            raise WorkflowError(f"{where}: credential {name!r} ({ctype}): data.{key} missing")
+    data_map = {str(k): str(v) for k, v in raw["data"].items()}
+    return Credential(str(raw["id"]), name, ctype, data_map)
 
 
 def parse_workflow(
@@ -389,7 +331,20 @@ def parse_workflow(
         raise WorkflowError(f"{source}: workflow {name!r} has no enabled Webhook node")
     is_active = bool(raw.get("active", False)) if active is None else active
     wid = str(raw.get("id", name))
-    return Workflow(wid, name, is_active, source, nodes, connections, webhooks)
+    workflow = Workflow(wid, name, is_active, source, nodes, connections, webhooks, raw)
+    if all(_inert(n) for n in nodes.values()) and len(webhooks) == 1:
+        last = workflow.execute(webhooks[0].node, {"json": {}}).last_node
+        workflow = replace(workflow, inert_last=last)
+    return workflow
+
+
+def _inert(node: Node) -> bool:
+    return (
+        node.type == _WEBHOOK
+        or node.disabled
+        or node.passthrough
+        or (node.type in _INERT_TYPES and not node.expressions)
+    )
 
 
 def _parse_node(raw: object, where: str, lenient: bool) -> Node:
@@ -402,102 +357,76 @@ def _parse_node(raw: object, where: str, lenient: bool) -> Node:
     version = float(raw.get("typeVersion", 1))
     disabled = bool(raw.get("disabled", False))
     creds = raw.get("credentials", {})
-    node = Node(name, ntype, version, params, disabled, creds if isinstance(creds, Mapping) else {})
+    node = Node(
+        name,
+        ntype,
+        version,
+        params,
+        disabled,
+        creds if isinstance(creds, Mapping) else {},
+        id=str(raw.get("id", "")),
+        expressions=any(True for _ in _expressions(params)),
+    )
     if ntype == _STICKY:
         return node
     if ntype not in SUPPORTED_NODE_TYPES:
-        if lenient and ntype != _WEBHOOK:
-            return Node(name, ntype, version, params, disabled, node.credentials, True)
+        if lenient:
+            return Node(name, ntype, version, params, disabled, node.credentials, True, node.id)
         supported = ", ".join(sorted(SUPPORTED_NODE_TYPES - {_STICKY}))
         raise WorkflowError(
             f"{where}: node {name!r} has type {ntype!r}, which the fake n8n does not run "
             f"(supported: {supported}; load with lenient=True / --lenient to pass it through)"
         )
-    expression = _find_expression(params)
-    if expression is not None and not disabled:
+    problem = _problem(node)
+    if problem is not None:
         if lenient and ntype != _WEBHOOK:
-            return Node(name, ntype, version, params, disabled, node.credentials, True)
-        raise WorkflowError(
-            f"{where}: node {name!r} ({ntype}): parameter {expression!r} is an expression; "
-            "the fake n8n evaluates fixed values only"
+            return Node(name, ntype, version, params, disabled, node.credentials, True, node.id)
+        hint = (
+            "" if ntype == _WEBHOOK else " (load with lenient=True / --lenient to pass it through)"
         )
-    if ntype == _SET and not disabled:
-        _check_set(node, where)
-    if ntype == _RESPOND and not disabled:
-        _check_respond(node, where)
+        raise WorkflowError(f"{where}: node {name!r} ({ntype}): {problem}{hint}")
     return node
 
 
-def _find_expression(value: object, key: str = "") -> str | None:
-    if isinstance(value, str):
-        return key if value.startswith("=") else None
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            found = _find_expression(v, f"{key}.{k}" if key else str(k))
-            if found is not None:
-                return found
-    if isinstance(value, list):
-        for i, v in enumerate(value):
-            found = _find_expression(v, f"{key}[{i}]")
-            if found is not None:
-                return found
-    return None
-
-
-def _check_set(node: Node, where: str) -> None:
-    p = node.parameters
-    if node.type_version >= 3 and p.get("mode", "manual") == "raw":
-        raw = p.get("jsonOutput", "{}")
+def _problem(node: Node) -> str | None:
+    """Why the fake cannot run `node` (of a supported type) as n8n would, or None."""
+    if node.disabled:
+        return None
+    for key, source in _expressions(node.parameters):
+        if node.type == _WEBHOOK:
+            return f"parameter {key!r} is an expression; the fake n8n needs fixed Webhook settings"
         try:
-            parsed = json.loads(raw) if isinstance(raw, str) else raw
-        except ValueError as exc:
-            raise WorkflowError(
-                f"{where}: node {node.name!r}: jsonOutput is not JSON: {exc}"
-            ) from exc
-        if not isinstance(parsed, Mapping):
-            raise WorkflowError(f"{where}: node {node.name!r}: jsonOutput must be a JSON object")
-    elif node.type_version >= 3 and p.get("mode", "manual") != "manual":
-        raise WorkflowError(f"{where}: node {node.name!r}: Set mode {p.get('mode')!r} unsupported")
-    if (
-        node.type_version >= 3
-        and p.get("includeOtherFields", False)
-        and p.get("include", "all") != "all"
-    ):
-        problem = f"include {p.get('include')!r} unsupported (only 'all')"
-        raise WorkflowError(f"{where}: node {node.name!r}: {problem}")
-    try:
-        _apply_set(node, {})
-    except (ValueError, KeyError, TypeError) as exc:
-        raise WorkflowError(f"{where}: node {node.name!r}: cannot apply Set fields: {exc}") from exc
+            parse_expression(source)
+        except ExpressionUnsupported as exc:
+            return f"parameter {key!r}: {exc}"
+    return check_node(node, "")
 
 
-def _check_respond(node: Node, where: str) -> None:
-    how = node.parameters.get("respondWith", "firstIncomingItem")
-    allowed = ("json", "text", "noData", "firstIncomingItem", "allIncomingItems")
-    if how not in allowed:
-        raise WorkflowError(
-            f"{where}: node {node.name!r}: respondWith {how!r} unsupported "
-            f"(use {', '.join(allowed)})"
-        )
-    try:
-        _respond(node, ({},))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise WorkflowError(f"{where}: node {node.name!r}: bad response settings: {exc}") from exc
+def _expressions(value: object, key: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(value, str) and is_expression(value):
+        yield key, value
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _expressions(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _expressions(v, f"{key}[{i}]")
 
 
 def _parse_connections(
     raw: object, nodes: Mapping[str, Node], where: str
-) -> dict[str, tuple[str, ...]]:
+) -> dict[str, tuple[tuple[str, ...], ...]]:
     if not isinstance(raw, Mapping):
         raise WorkflowError(f"{where}: 'connections' must be an object")
-    out: dict[str, tuple[str, ...]] = {}
+    out: dict[str, tuple[tuple[str, ...], ...]] = {}
     for source_name, by_type in raw.items():
         if source_name not in nodes:
             continue  # a sticky note or a dangling entry n8n itself ignores
         if not isinstance(by_type, Mapping):
             raise WorkflowError(f"{where}: connections[{source_name!r}] must be an object")
-        targets: list[str] = []
+        outputs: list[tuple[str, ...]] = []
         for output in by_type.get("main", []) or []:
+            targets: list[str] = []
             for link in output or []:
                 target = str(link.get("node")) if isinstance(link, Mapping) else ""
                 if target not in nodes:
@@ -505,7 +434,8 @@ def _parse_connections(
                         f"{where}: connection from {source_name!r} to unknown node {target!r}"
                     )
                 targets.append(target)
-        out[str(source_name)] = tuple(targets)
+            outputs.append(tuple(targets))
+        out[str(source_name)] = tuple(outputs)
     return out
 
 
@@ -553,6 +483,7 @@ def _parse_webhook(node: Node, workflow: str, where: str) -> WebhookSpec:
         response_data=data,
         response_code=_response_code(p, options, where),
         no_response_body=bool(options.get("noResponseBody", False)),
+        allowed_origins=_opt_str(options.get("allowedOrigins")),
         authentication=auth,
         credential=cred_ref,
     )

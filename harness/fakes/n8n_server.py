@@ -169,6 +169,7 @@ class FakeN8nServer:
             uvicorn.Server(config).run(sockets=[sock])
         finally:
             self.fake.release_hangs()
+            self.fake.close()
             sock.close()
 
     def __enter__(self) -> FakeN8nServer:

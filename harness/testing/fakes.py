@@ -12,9 +12,10 @@ sleeps on `virtual_clock` when the test uses that fixture, else on the real cloc
 `fake_n8n_server` is the same fake served by uvicorn on an ephemeral 127.0.0.1 port for the
 test's duration. `fake_stripe` builds, signs and delivers events. `faults` takes a mapping, a
 `FaultProfile` or a YAML/JSON path; `workflows` one or more export paths (default: the sample
-workflows with their header-auth credential, `DEFAULT_CREDENTIALS`). For code that makes its
-own httpx client, `fake_n8n_respx` (`harness.testing.respx_fixtures`) is the same fake through
-respx.
+workflows with their header-auth credential, `DEFAULT_CREDENTIALS`), and `data_dir=` a
+directory for the Remove Duplicates history and the execution list (default: in memory). For
+code that makes its own httpx client, `fake_n8n_respx` (`harness.testing.respx_fixtures`) is the
+same fake through respx.
 """
 
 from __future__ import annotations
@@ -79,11 +80,11 @@ def build_fake(request: pytest.FixtureRequest, clock: Clock) -> FakeN8n:
             raise pytest.UsageError(f"{request.node.nodeid}: use @pytest.mark.workflows(path, ...)")
         paths = list(marker.args)
         kwargs = dict(marker.kwargs)
-        unknown = set(kwargs) - {"credentials", "lenient", "active"}
+        unknown = set(kwargs) - {"credentials", "lenient", "active", "data_dir"}
         if unknown:
             raise pytest.UsageError(
                 f"{request.node.nodeid}: @pytest.mark.workflows: unknown {sorted(unknown)} "
-                "(known: credentials, lenient, active)"
+                "(known: credentials, lenient, active, data_dir)"
             )
     return FakeN8n.from_files(
         paths, faults=_profile(request), clock=clock, seed=_seed(request), **kwargs

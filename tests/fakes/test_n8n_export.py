@@ -89,12 +89,43 @@ def test_lenient_passes_unsupported_nodes_through() -> None:
     assert (result.last_node, result.items) == ("Call API", ({"json": {"body": {"a": 1}}},))
 
 
-def test_expressions_are_refused() -> None:
-    raw = chain(webhook(), node("Set", "set", 3.4, mode="raw", jsonOutput="={{ $json.body }}"))
-    with pytest.raises(
-        WorkflowError, match=r"node 'Set' .*parameter 'jsonOutput' is an expression"
-    ):
+@pytest.mark.parametrize(
+    "expression",
+    ["={{ $('Webhook').item.json.body }}", "={{ $json.body.a + 1 }}", "={{ $json.keys() }}"],
+)
+def test_expressions_outside_the_subset_are_refused_naming_node_and_parameter(
+    expression: str,
+) -> None:
+    raw = chain(webhook(), node("Set", "set", 3.4, mode="raw", jsonOutput=expression))
+    with pytest.raises(WorkflowError, match=r"node 'Set' .*parameter 'jsonOutput': \{\{"):
         parse_workflow(raw, source="e.json")
+
+
+def test_expressions_on_the_webhook_node_are_refused() -> None:
+    raw = chain(webhook(path="={{ $json.x }}"))
+    with pytest.raises(WorkflowError, match=r"node 'Webhook' .*parameter 'path' is an expression"):
+        parse_workflow(raw, source="e.json")
+
+
+def test_expressions_in_the_subset_are_evaluated_per_item() -> None:
+    raw = chain(
+        webhook(),
+        node("Set", "set", 3.4, mode="raw",
+             jsonOutput='={{ { "a": $json.body.a, "h": $json.headers["x-y"], "n": null } }}'),
+        node("Text", "set", 3.4, assignments={"assignments": [
+            {"name": "t", "value": "=a={{ $json.a }} h={{ $json.h }} n={{ $json.n }}",
+             "type": "string"}]}),
+    )  # fmt: skip
+    wf = parse_workflow(raw, source="wf.json")
+    result = wf.execute("Webhook", {"json": {"body": {"a": 1}, "headers": {"x-y": "z"}}})
+    assert result.items == ({"json": {"t": "a=1 h=z n="}},)
+    assert result.run_data["Set"] == (({"json": {"a": 1, "h": "z", "n": None}},),)
+
+
+def test_reading_a_property_of_undefined_fails_the_execution_like_javascript() -> None:
+    raw = chain(webhook(), node("Set", "set", 3.4, mode="raw", jsonOutput="={{ $json.nope.x }}"))
+    result = parse_workflow(raw, source="wf.json").execute("Webhook", {"json": {}})
+    assert result.error == "Set: Cannot read properties of undefined (reading 'x')"
 
 
 SET_CASES = [
@@ -139,7 +170,7 @@ def test_noop_respond_and_stop_and_error() -> None:
     assert (result.respond.status, result.respond.body, result.respond.headers) == (
         201,
         {"r": 1},
-        (("X-A", "b"),),
+        (("x-a", "b"),),  # the node lowercases header names
     )
     stopped = run(
         chain(webhook(), node("Stop", "stopAndError", errorMessage="nope"), node("Nop", "noOp"))

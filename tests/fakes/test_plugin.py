@@ -181,3 +181,29 @@ def test_the_required_pytest_asyncio_version_is_checked() -> None:
     assert too_old is not None
     assert "found 1.3.0" in too_old
     assert "reliability-harness[pytest]" in too_old
+
+
+def test_workflows_marker_data_dir_keeps_the_history(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    state = tmp_path / "n8n-state"
+    sample = Path(__file__).parents[2] / "n8n" / "examples" / "idempotent-intake.json"
+    test = f"""
+        import pytest
+        from harness.fakes.n8n_export import Credential
+
+        @pytest.mark.workflows({str(sample)!r}, data_dir={str(state)!r})
+        async def test_once(fake_n8n):
+            fake_n8n.credentials.add(Credential("RhWebhookKey0001", "k", "httpHeaderAuth",
+                                                {{"name": "X-K", "value": "v"}}))
+            async with fake_n8n.client() as client:
+                r = await client.post("/webhook/idempotent-intake", headers={{"X-K": "v"}},
+                                      json={{"idempotency_key": "k1"}})
+            assert r.status_code == 200
+            assert len(r.json()) == {{expected}}
+        """
+    first = _run(pytester, test.replace("{expected}", "1"))
+    first.assert_outcomes(passed=1)
+    second = _run(pytester, test.replace("{expected}", "0"))  # the history is in the directory
+    second.assert_outcomes(passed=1)
+    assert (state / "dedupe.jsonl").exists()
