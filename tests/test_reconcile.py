@@ -16,7 +16,7 @@ import pytest
 from harness.cli import main
 from harness.fakes.n8n import FakeN8n, FakeN8nServer
 from harness.fakes.n8n_export import parse_workflow
-from harness.reconcile import N8nExecution, reconcile
+from harness.live.reconcile import N8nExecution, reconcile
 from harness.testing.postgres import PgDatabase
 from reliability.store import NewDelivery
 

@@ -5,7 +5,7 @@
 
 Reads the delivered outbox rows from the database and the executions from n8n's public API
 (`X-N8N-API-KEY` from the file), and reports as JSON on stdout the deliveries with no execution,
-the executions with no delivery and the keys with duplicate effects (`harness.reconcile`).
+the executions with no delivery and the keys with duplicate effects (`harness.live.reconcile`).
 Exits 1 when any is found, 0 when none, 2 for bad input (an unreadable key file, a key n8n
 refuses, a bad `--since`), 3 when n8n or the database cannot be reached.
 """
@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from harness.cli.exits import BAD_INPUT, BROKEN, INTERNAL, OK
-from harness.reconcile import Delivery, N8nApi, executions_for, reconcile
+from harness.live.reconcile import Delivery, N8nApi, executions_for, reconcile
 
 __all__ = ["register"]
 
