@@ -46,7 +46,9 @@ def _register_n8n(subparsers: Any) -> None:
         "--workflows",
         action="append",
         metavar="DIR_OR_FILE",
-        help=f"n8n workflow export(s), repeatable (default {DEFAULT_WORKFLOWS})",
+        help=f"n8n workflow export(s), repeatable (default {DEFAULT_WORKFLOWS}); a directory's "
+        "credentials.json is loaded with it unless --credentials, --header-auth or --basic-auth "
+        "is given",
     )
     n8n.add_argument(
         "--credentials",
@@ -133,6 +135,7 @@ def _fake_n8n(args: argparse.Namespace) -> int:
             active=True if args.all_active else None,
             data_dir=args.data_dir,
             api_keys=args.api_key,
+            beside=not (args.header_auth or args.basic_auth),
         )
         for spec in args.header_auth:
             fake.credentials.add(_cli_credential(spec, "httpHeaderAuth", ("name", "value")))

@@ -56,6 +56,7 @@ from harness.fakes.n8n_export import (
     Credentials,
     Execution,
     Workflow,
+    credentials_beside,
     load_credentials,
     load_workflows,
 )
@@ -138,15 +139,22 @@ class FakeN8n:
         active: bool | None = None,
         data_dir: str | Path | None = None,
         api_keys: Iterable[str] = (),
+        beside: bool = True,
     ) -> FakeN8n:
         """Build from exported workflow files, a credentials export and a fault profile file;
-        `data_dir` keeps the dedupe history and the execution list across restarts."""
-        loaded = load_workflows(
-            DEFAULT_WORKFLOWS if workflows is None else workflows, lenient=lenient, active=active
-        )
-        creds = load_credentials(credentials) if credentials is not None else None
-        if creds is None and workflows is None:
+        `data_dir` keeps the dedupe history and the execution list across restarts.
+
+        Without `credentials`, a `credentials.json` in a workflows directory is loaded with it
+        (`beside=False` turns that off, for callers that give credentials another way).
+        """
+        paths = DEFAULT_WORKFLOWS if workflows is None else workflows
+        loaded = load_workflows(paths, lenient=lenient, active=active)
+        if credentials is not None:
+            creds: Credentials | None = load_credentials(credentials)
+        elif workflows is None:
             creds = Credentials(DEFAULT_CREDENTIALS)
+        else:
+            creds = credentials_beside(paths) if beside else None
         return cls(
             loaded,
             credentials=creds,

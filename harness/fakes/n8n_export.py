@@ -51,6 +51,7 @@ from harness.fakes.n8n_nodes import (
 )
 
 __all__ = [
+    "CREDENTIALS_FILE",
     "SUPPORTED_NODE_TYPES",
     "Credential",
     "CredentialRef",
@@ -61,6 +62,7 @@ __all__ = [
     "WebhookSpec",
     "Workflow",
     "WorkflowError",
+    "credentials_beside",
     "load_credentials",
     "load_workflows",
     "parse_workflow",
@@ -68,6 +70,9 @@ __all__ = [
 
 _WEBHOOK: Final = "n8n-nodes-base.webhook"
 _STICKY: Final = "n8n-nodes-base.stickyNote"
+
+CREDENTIALS_FILE: Final = "credentials.json"
+"""A credentials export beside workflow exports: loaded with them, never read as a workflow."""
 
 SUPPORTED_NODE_TYPES: Final = frozenset({_WEBHOOK, _STICKY, *NODE_TYPES})
 _INERT_TYPES: Final = frozenset({NOOP, SET, RESPOND})
@@ -250,7 +255,11 @@ def load_workflows(
         paths = [Path(p) for p in path]
     out: list[Workflow] = []
     for p in paths:
-        files = sorted(p.glob("*.json")) if p.is_dir() else [p]
+        files = (
+            [f for f in sorted(p.glob("*.json")) if f.name != CREDENTIALS_FILE]
+            if p.is_dir()
+            else [p]
+        )
         if p.is_dir() and not files:
             raise WorkflowError(f"{p}: no *.json workflow exports in this directory")
         for file in files:
@@ -260,6 +269,16 @@ def load_workflows(
                 source = str(file) if len(items) == 1 else f"{file}[{index}]"
                 out.append(parse_workflow(raw, source=source, lenient=lenient, active=active))
     return tuple(out)
+
+
+def credentials_beside(paths: str | Path | Sequence[str | Path]) -> Credentials | None:
+    """The credentials exported next to workflow exports: `credentials.json` in each directory
+    given (as `n8n export:credentials --decrypted` writes it), merged; None when there is none."""
+    dirs = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
+    found = [d / CREDENTIALS_FILE for d in dirs if (d / CREDENTIALS_FILE).is_file()]
+    if not found:
+        return None
+    return Credentials(c for file in found for c in load_credentials(file))
 
 
 def load_credentials(path: str | Path) -> Credentials:

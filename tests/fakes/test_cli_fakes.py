@@ -57,6 +57,41 @@ def test_fake_n8n_command_serves_the_samples_with_faults(
     assert [e["fault"] for e in journal["entries"]] == ["status:502", None]
 
 
+def _serve(*args: str) -> Iterator[str]:
+    cmd = [sys.executable, "-m", "harness", "fake-n8n", "--port", "0", *args]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        assert line.startswith("fake n8n on http://127.0.0.1:"), line
+        yield line.split()[3]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+@pytest.mark.parametrize(
+    ("extra", "sample_key_answer"),
+    [
+        ((), 200),  # n8n/workflows/credentials.json comes with the workflows
+        (("--header-auth", "Reliability webhook key=X-N8N-Webhook-Key:other"), 403),
+    ],
+)
+def test_fake_n8n_workflows_dir_brings_its_credentials(
+    extra: tuple[str, ...], sample_key_answer: int
+) -> None:
+    """The README's `fake-n8n --workflows n8n/workflows` answers the sample key (it used to
+    answer 500 "No authentication data defined on node!"); --header-auth replaces the file."""
+    for url in _serve("--workflows", "n8n/workflows", *extra):
+        key = {"X-N8N-Webhook-Key": "local-test-webhook-key"}
+        answer = httpx.post(f"{url}/webhook/weekly-recap", headers=key, json={}, timeout=5)
+        assert answer.status_code == sample_key_answer, answer.text
+
+
 def test_fake_n8n_command_refuses_a_bad_profile(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 
-from harness.fakes.n8n import DEFAULT_WORKFLOWS
+from harness.fakes.n8n import DEFAULT_CREDENTIALS, DEFAULT_WORKFLOWS
 from harness.fakes.n8n_export import (
+    CREDENTIALS_FILE,
     CredentialRef,
     WorkflowError,
+    credentials_beside,
     load_credentials,
     load_workflows,
     parse_workflow,
@@ -65,6 +67,8 @@ def test_sample_workflows_load_with_their_webhooks() -> None:
     refs = {s.credential for s in specs.values()}
     assert refs == {CredentialRef("httpHeaderAuth", "RhWebhookKey0001", "Reliability webhook key")}
     for file in DEFAULT_WORKFLOWS.glob("*.json"):  # what `n8n import:workflow` needs
+        if file.name == CREDENTIALS_FILE:
+            continue
         raw = json.loads(file.read_text())
         assert {"name", "nodes", "connections", "settings", "id", "versionId"} <= set(raw)
         assert all(
@@ -253,3 +257,23 @@ def test_conflicting_webhooks_are_refused() -> None:
     b = parse_workflow(chain(webhook(path="same")), source="b.json")
     with pytest.raises(WorkflowError, match=r"b\.json: .*POST 'same' conflicts with .*a\.json"):
         FakeN8n([a, b])
+
+
+def test_the_shipped_credentials_file_is_the_default_credential() -> None:
+    shipped = load_credentials(DEFAULT_WORKFLOWS / CREDENTIALS_FILE)
+    assert list(shipped) == list(DEFAULT_CREDENTIALS)
+
+
+def test_a_credentials_file_beside_the_workflows_is_loaded_not_parsed_as_one(
+    tmp_path: Path,
+) -> None:
+    for file in DEFAULT_WORKFLOWS.glob("*.json"):
+        (tmp_path / file.name).write_bytes(file.read_bytes())
+    from harness.fakes.n8n import FakeN8n
+
+    with_file = FakeN8n.from_files(tmp_path)
+    assert len(with_file.workflows) == 3  # credentials.json is no workflow
+    assert list(with_file.credentials) == list(DEFAULT_CREDENTIALS)
+    assert len(FakeN8n.from_files(tmp_path, beside=False).credentials) == 0
+    (tmp_path / CREDENTIALS_FILE).unlink()
+    assert credentials_beside(tmp_path) is None
