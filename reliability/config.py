@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from reliability.backoff import Backoff, Strategy, backoff
 from reliability.breaker import BreakerPolicy
 from reliability.budget import BudgetPolicy
+from reliability.clock import span
 
 __all__ = [
     "ConfigError",
@@ -179,7 +180,7 @@ class Settings:
             concurrency_limit=_pick(t.concurrency_limit, self.n8n_default_concurrency),
             retry=retry,
             breaker=breaker,
-            dlq_ttl=timedelta(hours=_pick(t.dlq_ttl_hours, self.n8n_dlq_ttl_hours)),
+            dlq_ttl=span(_pick(t.dlq_ttl_hours, self.n8n_dlq_ttl_hours) * 3600),
             stripe_webhook_secrets=t.stripe_webhook_secrets,
         )
 

@@ -13,25 +13,27 @@ event (`reliability.events`).
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections import Counter
 from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
 from reliability.breaker import BreakerListener, BreakerRegistry, CircuitOpen, Transition
 from reliability.budget import RetryBudget
-from reliability.clock import Clock
+from reliability.clock import LONGEST, Clock, span
 from reliability.config import Settings, TenantPolicy
 from reliability.decision import (
     Answered,
     DeadLetter,
     Decision,
     Done,
+    Internal,
     Outcome,
     Refused,
     Retry,
@@ -52,6 +54,7 @@ from reliability.events import (
     Retrying,
     Snoozed,
 )
+from reliability.logs import log_fields
 from reliability.n8n import N8nClient
 from reliability.quota import QuotaExceeded, TenantQuotas
 from reliability.store.base import (
@@ -64,6 +67,8 @@ from reliability.store.base import (
 
 __all__ = ["Dispatcher", "DrainReport", "Settled"]
 
+_log = logging.getLogger("reliability.dispatch")
+
 
 class Settled(StrEnum):
     """How one row's handling ended."""
@@ -75,6 +80,16 @@ class Settled(StrEnum):
     DEAD_LETTERED = "dead_lettered"
     LOST_LEASE = "lost_lease"
     """Another claimer holds the row now: nothing was written."""
+    FAILED = "failed"
+    """Handling raised and even recording that failed (the store is down, say): nothing was
+    written, and the row comes back to a drain once its lease has passed."""
+
+
+class _Ran(NamedTuple):
+    """How one row's handling ended, and how many unexpected errors it met on the way."""
+
+    settled: Settled
+    internal_errors: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +102,16 @@ class DrainReport:
     snoozed: int = 0
     dead_lettered: int = 0
     lost_lease: int = 0
+    failed: int = 0
+    internal_errors: int = 0
+    """Unexpected errors met while handling rows, each recorded on its row as an `INTERNAL`
+    attempt (or, with `failed`, left to the row's lease)."""
     purged: int = 0
 
     @classmethod
-    def tally(cls, claimed: int, settled: Iterable[Settled], purged: int) -> DrainReport:
-        n = Counter(settled)
+    def tally(cls, claimed: int, ran: Iterable[_Ran], purged: int) -> DrainReport:
+        ran = list(ran)
+        n = Counter(r.settled for r in ran)
         return cls(
             claimed=claimed,
             delivered=n[Settled.DELIVERED],
@@ -99,6 +119,8 @@ class DrainReport:
             snoozed=n[Settled.SNOOZED],
             dead_lettered=n[Settled.DEAD_LETTERED],
             lost_lease=n[Settled.LOST_LEASE],
+            failed=n[Settled.FAILED],
+            internal_errors=sum(r.internal_errors for r in ran),
             purged=purged,
         )
 
@@ -133,7 +155,7 @@ class Dispatcher:
         # A lease outlives the longest possible call by a margin, so a slow call keeps its row;
         # a crashed holder's rows come back to a drain once it has passed.
         margin = settings.reliability_lease_margin_ms / 1000
-        self._lease = timedelta(seconds=connect + 2 * read + margin)
+        self._lease = span(connect + 2 * read + margin)
         self._read_timeout = read
         transitions = _BreakerEvents(self._emit, clock)
         self.breakers = BreakerRegistry(
@@ -179,7 +201,7 @@ class Dispatcher:
         started = self._clock.monotonic()
         purged = await self._maybe_purge()
         claimed = 0
-        settled: list[Settled] = []
+        settled: list[_Ran] = []
         while self._clock.monotonic() - started < budget_seconds:
             rows = await self._store.claim_due(batch, now=self._clock.now(), lease=self._lease)
             if not rows:
@@ -212,20 +234,70 @@ class Dispatcher:
         if row is not None:
             await self._run(row, hold=True)
 
-    async def _run(self, row: OutboxRow, *, hold: bool) -> Settled:
-        """Try `row` until it is settled; with `hold`, sleep out backoffs in-process."""
-        rules = self._retry_rules(row.tenant_id)
-        attempt, previous = row.attempt, None
+    async def _run(self, row: OutboxRow, *, hold: bool) -> _Ran:
+        """Try `row` until it is settled; with `hold`, sleep out backoffs in-process.
+
+        Nothing raised while handling one row reaches another (or the drain): an unexpected
+        error becomes an `Internal` outcome, decided and recorded like any failed attempt.
+        """
+        attempt, previous, errors = row.attempt, None, 0
         while True:
-            outcome = await self._try(row, attempt)
-            allowed = self._charge_budget(row.tenant_id, outcome)
-            decision = decide(outcome, attempt, rules, allowed, previous, self._rng)
-            settled = await self._apply(row, outcome, decision, hold=hold)
+            outcome = await self._attempt(row, attempt)
+            errors += isinstance(outcome, Internal)
+            decision: Decision | None
+            try:
+                decision = self._decide(row, outcome, attempt, previous)
+                settled = await self._apply(row, outcome, decision, hold=hold)
+            except Exception as exc:
+                if isinstance(outcome, Answered) and outcome.code is None:
+                    # n8n has the delivery: recording a retry instead would send it again.
+                    self._internal(row, "recording a delivery", exc)
+                    return _Ran(Settled.FAILED, errors + 1)
+                decision, settled = await self._record_internal(row, attempt, previous, exc, hold)
+                errors += 1
             if settled is not Settled.RETRIED or not hold:
-                return settled
+                return _Ran(settled, errors)
             assert isinstance(decision, Retry)
             attempt, previous = decision.attempts, decision.drawn
-            await self._clock.sleep(decision.delay)
+            await self._clock.sleep(min(decision.delay, LONGEST.total_seconds()))
+
+    async def _attempt(self, row: OutboxRow, attempt: int) -> Outcome:
+        """`_try`, with an unexpected error turned into an `Internal` outcome."""
+        try:
+            return await self._try(row, attempt)
+        except Exception as exc:
+            return self._internal(row, "calling n8n", exc)
+
+    def _decide(
+        self, row: OutboxRow, outcome: Outcome, attempt: int, previous: float | None
+    ) -> Decision:
+        rules = self._retry_rules(row.tenant_id)
+        allowed = self._charge_budget(row.tenant_id, outcome)
+        return decide(outcome, attempt, rules, allowed, previous, self._rng)
+
+    async def _record_internal(
+        self, row: OutboxRow, attempt: int, previous: float | None, exc: Exception, hold: bool
+    ) -> tuple[Decision | None, Settled]:
+        """Carrying a decision out raised: record the attempt as `INTERNAL` instead. When that
+        raises too, nothing is written and the row's lease brings it back."""
+        outcome = self._internal(row, "recording an attempt", exc)
+        try:
+            decision = self._decide(row, outcome, attempt, previous)
+            return decision, await self._apply(row, outcome, decision, hold=hold)
+        except Exception as again:
+            self._internal(row, "recording an internal error", again)
+            return None, Settled.FAILED
+
+    def _internal(self, row: OutboxRow, step: str, exc: Exception) -> Internal:
+        """Log an unexpected error (the log is redacted) and name it for the row: its type only,
+        as an exception's text may quote a secret."""
+        message = f"{type(exc).__name__} while {step}"
+        _log.error(
+            "internal error",
+            exc_info=exc,
+            extra=log_fields(outbox_id=row.id, tenant_id=row.tenant_id, error=message),
+        )
+        return Internal(message)
 
     async def _try(self, row: OutboxRow, attempt: int) -> Outcome:
         """One call under the tenant's quota and breaker, or the reason it was not made."""
@@ -286,11 +358,10 @@ class Dispatcher:
             case Snooze():
                 return await self._snooze(row, token, decision)
             case Retry():
-                assert isinstance(outcome, Answered)
-                return await self._reschedule(row, token, outcome, decision, hold=hold)
+                _, message = _failure(outcome)
+                return await self._reschedule(row, token, message, decision, hold=hold)
             case DeadLetter():
-                assert isinstance(outcome, Answered)
-                return await self._dead_letter(row, token, outcome, decision)
+                return await self._dead_letter(row, token, _failure(outcome), decision)
 
     async def _complete(self, row: OutboxRow, token: str, done: Done) -> Settled:
         now = self._clock.now()
@@ -310,7 +381,7 @@ class Dispatcher:
 
     async def _snooze(self, row: OutboxRow, token: str, snooze: Snooze) -> Settled:
         now = self._clock.now()
-        until = now + timedelta(seconds=snooze.wait)
+        until = now + span(snooze.wait)
         if not await self._store.snooze(row.id, token, next_attempt_at=until):
             return Settled.LOST_LEASE
         self._emit(
@@ -321,11 +392,11 @@ class Dispatcher:
         return Settled.SNOOZED
 
     async def _reschedule(
-        self, row: OutboxRow, token: str, outcome: Answered, retry: Retry, *, hold: bool
+        self, row: OutboxRow, token: str, message: str, retry: Retry, *, hold: bool
     ) -> Settled:
         now = self._clock.now()
-        error = AttemptError(retry.attempts, now, retry.cause, outcome.message)
-        next_at = now + timedelta(seconds=retry.delay)
+        error = AttemptError(retry.attempts, now, retry.cause, message)
+        next_at = now + span(retry.delay)
         hold_until = next_at + self._lease if hold else None
         if not await self._store.reschedule(
             row.id, token, next_attempt_at=next_at, error=error, hold_until=hold_until
@@ -347,11 +418,12 @@ class Dispatcher:
         return Settled.RETRIED
 
     async def _dead_letter(
-        self, row: OutboxRow, token: str, outcome: Answered, dead: DeadLetter
+        self, row: OutboxRow, token: str, failure: tuple[ErrorCode, str], dead: DeadLetter
     ) -> Settled:
+        # The attempt's own cause: the DLQ code differs when the retry budget refused a retry.
+        cause, message = failure
         now = self._clock.now()
-        assert outcome.code is not None
-        error = AttemptError(dead.attempts, now, outcome.code, outcome.message)
+        error = AttemptError(dead.attempts, now, cause, message)
         entry = await self._store.move_to_dlq(
             row.id,
             token,
@@ -423,6 +495,15 @@ class _BreakerEvents(BreakerListener):
             seconds=self._clock.monotonic() - transition.at
         )
         self._emit(BreakerChanged(at, transition.name, transition.old, transition.new))
+
+
+def _failure(outcome: Outcome) -> tuple[ErrorCode, str]:
+    """A failed try's code and message, for its attempt record."""
+    if isinstance(outcome, Internal):
+        return ErrorCode.INTERNAL, outcome.message
+    assert isinstance(outcome, Answered)
+    assert outcome.code is not None
+    return outcome.code, outcome.message
 
 
 async def _together(calls: list[Coroutine[Any, Any, object]]) -> None:

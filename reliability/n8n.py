@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from importlib import metadata
 from typing import Final
+from urllib.parse import quote
 
 import httpx
 
@@ -24,7 +25,7 @@ from reliability.errors import ErrorCode
 from reliability.routing import workflow_url
 from reliability.store.base import MAX_ERROR_MESSAGE, OutboxRow
 
-__all__ = ["N8nClient", "classify_status"]
+__all__ = ["N8nClient", "classify_status", "header_value"]
 
 _COMPACT: Final = json.JSONEncoder(separators=(",", ":"))
 _MESSAGE_BODY: Final = 200
@@ -42,6 +43,17 @@ def classify_status(status: int) -> ErrorCode | None:
     if 400 <= status < 500:
         return ErrorCode.HTTP_4XX
     return ErrorCode.HTTP_5XX
+
+
+_HEADER_SAFE: Final = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
+"""Kept as they are in an id's header value: visible ASCII but `%`, which starts an escape."""
+
+
+def header_value(text: str) -> str:
+    """`text` as a header value that always encodes: UTF-8 percent-encoded outside visible ASCII
+    (and `%` itself, so two different ids never share a value). Stripe ids (`evt_...`) and
+    ordinary tenant ids pass unchanged; `évt` becomes `%C3%A9vt`. The payload keeps them raw."""
+    return quote(text, safe=_HEADER_SAFE)
 
 
 def _user_agent() -> str:
@@ -85,8 +97,8 @@ class N8nClient:
         """One call for `row`; transport failures become answers without a status."""
         headers = [
             *self._headers,
-            ("Idempotency-Key", row.idempotency_key),
-            ("X-Tenant-Id", row.tenant_id),
+            ("Idempotency-Key", header_value(row.idempotency_key)),
+            ("X-Tenant-Id", header_value(row.tenant_id)),
         ]
         request = httpx.Request(
             "POST",
