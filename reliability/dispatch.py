@@ -107,9 +107,12 @@ class DrainReport:
     """Unexpected errors met while handling rows, each recorded on its row as an `INTERNAL`
     attempt (or, with `failed`, left to the row's lease)."""
     purged: int = 0
+    """Expired dead letters deleted."""
+    purged_outbox: int = 0
+    """Delivered outbox rows deleted after `RELIABILITY_OUTBOX_RETENTION_HOURS`."""
 
     @classmethod
-    def tally(cls, claimed: int, ran: Iterable[_Ran], purged: int) -> DrainReport:
+    def tally(cls, claimed: int, ran: Iterable[_Ran], purged: tuple[int, int]) -> DrainReport:
         ran = list(ran)
         n = Counter(r.settled for r in ran)
         return cls(
@@ -121,7 +124,8 @@ class DrainReport:
             lost_lease=n[Settled.LOST_LEASE],
             failed=n[Settled.FAILED],
             internal_errors=sum(r.internal_errors for r in ran),
-            purged=purged,
+            purged=purged[0],
+            purged_outbox=purged[1],
         )
 
     def as_dict(self) -> dict[str, int]:
@@ -449,16 +453,22 @@ class Dispatcher:
         )
         return Settled.DEAD_LETTERED
 
-    async def _maybe_purge(self) -> int:
+    async def _maybe_purge(self) -> tuple[int, int]:
+        """Expired dead letters, delivered rows past their retention and processed-event ids
+        past theirs, when the last purge is old enough: (dead letters, outbox rows) deleted.
+        Each purge deletes in `SKIP LOCKED` batches, so instances purging at once never wait
+        on each other and count each row once."""
         interval = self.settings.n8n_dlq_cleanup_interval_ms / 1000
         mono = self._clock.monotonic()
         if self._last_purge is not None and mono - self._last_purge < interval:
-            return 0
+            return 0, 0
         self._last_purge = mono
         now = self._clock.now()
         purged = await self._store.dlq_purge_expired(now=now)
+        retention = span(self.settings.reliability_outbox_retention_hours * 3600)
+        done = await self._store.purge_done(older_than=now - retention)
         await self._store.purge_processed(older_than=now - DEFAULT_PROCESSED_RETENTION)
-        return purged
+        return purged, done
 
     def _policy(self, tenant_id: str) -> TenantPolicy:
         policy = self._policies.get(tenant_id)

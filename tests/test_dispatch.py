@@ -460,6 +460,22 @@ def test_drain_purges_expired_dead_letters_once_per_interval() -> None:
     simulate(body, settings=settings, script=[500])
 
 
+def test_drain_purges_delivered_rows_after_the_retention_on_sqlite() -> None:
+    settings = replace(SETTINGS, reliability_outbox_retention_hours=2.0)
+
+    async def body(w: World) -> None:
+        await w.dispatcher.deliver(await w.enqueue(4))
+        assert (await w.dispatcher.drain()).purged_outbox == 0
+        await w.clock.sleep(3600)  # one cleanup interval: the rows are an hour old
+        assert (await w.dispatcher.drain()).purged_outbox == 0
+        assert len(await w.store.outbox_rows(include_done=True)) == 4
+        await w.clock.sleep(3601)  # two hours and a second: past the retention
+        assert (await w.dispatcher.drain()).purged_outbox == 4
+        assert await w.store.outbox_rows(include_done=True) == []
+
+    simulate(body, settings=settings)
+
+
 def test_attempted_events_carry_status_outcome_and_duration() -> None:
     async def body(w: World) -> None:
         w.n8n.latency = 0.25

@@ -185,6 +185,29 @@ async def test_4_concurrent_purges_remove_each_expired_row_once(
     )
 
 
+async def test_4_concurrent_outbox_purges_remove_each_old_done_row_once(
+    pg_database: PgDatabase, stores: Callable[..., PostgresStore]
+) -> None:
+    purgers = [stores(purge_batch=100) for _ in range(4)]
+    await purgers[0].migrate()
+    conn = await aconnect(pg_database)
+    async with conn:
+        # 3000 rows done long ago, 400 done recently, 100 not done: only the first are purged.
+        await conn.execute(
+            "INSERT INTO outbox (id, tenant_id, workflow, payload, idempotency_key,"
+            " next_attempt_at, created_at, done_at) SELECT gen_random_uuid(), 't', 'wf',"
+            " '{}'::jsonb, 'k' || g, %(t)s, %(t)s, CASE WHEN g <= 3000 THEN %(t)s"
+            " WHEN g <= 3400 THEN %(t)s + interval '2 hours' END"
+            " FROM generate_series(1, 3500) AS g",
+            {"t": T0},
+        )
+    cutoff = T0 + timedelta(hours=1)
+    counts = await asyncio.gather(*(p.purge_done(older_than=cutoff) for p in purgers))
+    assert sum(counts) == 3000
+    assert await scalar(pg_database, "SELECT count(*) FROM outbox") == 500
+    assert await scalar(pg_database, "SELECT count(*) FROM outbox WHERE done_at IS NULL") == 100
+
+
 async def test_two_concurrent_manual_retries_of_one_entry_one_wins(
     pg_database: PgDatabase, stores: Callable[..., PostgresStore]
 ) -> None:
