@@ -48,6 +48,7 @@ from reliability.events import (
     BreakerChanged,
     DeadLettered,
     Delivered,
+    DuplicateSent,
     Event,
     Observer,
     QuotaWaited,
@@ -68,6 +69,10 @@ from reliability.store.base import (
 __all__ = ["Dispatcher", "DrainReport", "Settled"]
 
 _log = logging.getLogger("reliability.dispatch")
+
+_COMPLETE_TRIES = 3
+"""Tries at recording a delivery n8n accepted. Each takes a fresh connection from the pool
+(which checks it first), so one that PostgreSQL dropped costs a try, not a second send."""
 
 
 class Settled(StrEnum):
@@ -255,7 +260,9 @@ class Dispatcher:
             except Exception as exc:
                 if isinstance(outcome, Answered) and outcome.code is None:
                     # n8n has the delivery: recording a retry instead would send it again.
+                    # Nothing can be written, so the lease lapses and a drain sends it again.
                     self._internal(row, "recording a delivery", exc)
+                    self._duplicate(row, "store_failed")
                     return _Ran(Settled.FAILED, errors + 1)
                 decision, settled = await self._record_internal(row, attempt, previous, exc, hold)
                 errors += 1
@@ -291,6 +298,17 @@ class Dispatcher:
         except Exception as again:
             self._internal(row, "recording an internal error", again)
             return None, Settled.FAILED
+
+    def _duplicate(self, row: OutboxRow, cause: str) -> None:
+        self._emit(
+            DuplicateSent(
+                at=self._clock.now(),
+                tenant_id=row.tenant_id,
+                outbox_id=row.id,
+                idempotency_key=row.idempotency_key,
+                cause=cause,
+            )
+        )
 
     def _internal(self, row: OutboxRow, step: str, exc: Exception) -> Internal:
         """Log an unexpected error (the log is redacted) and name it for the row: its type only,
@@ -369,7 +387,16 @@ class Dispatcher:
 
     async def _complete(self, row: OutboxRow, token: str, done: Done) -> Settled:
         now = self._clock.now()
-        if not await self._store.complete(row.id, token, now=now):
+        for left in reversed(range(_COMPLETE_TRIES)):
+            try:
+                completed = await self._store.complete(row.id, token, now=now)
+                break
+            except Exception:
+                if not left:
+                    raise
+        if not completed:
+            # Another claimer holds the row: it sends (or sent) the delivery too.
+            self._duplicate(row, "lost_lease")
             return Settled.LOST_LEASE
         self._emit(
             Delivered(

@@ -19,6 +19,7 @@ from reliability.events import (
     BreakerChanged,
     DeadLettered,
     Delivered,
+    DuplicateSent,
     Event,
     QuotaWaited,
     Retrying,
@@ -110,6 +111,12 @@ class Metrics:
             ["tenant", "error_code"],
             registry=r,
         )
+        self.duplicates = Counter(
+            "reliability_duplicate_sends",
+            "2xx answers to a delivery this instance no longer held (n8n saw it twice).",
+            ["tenant", "cause"],
+            registry=r,
+        )
         self.intake = Counter(
             "reliability_intake_results",
             "Stripe webhook answers, by tenant and code.",
@@ -141,6 +148,8 @@ class Metrics:
                 tenant = self._tenant(event.tenant_id)
                 self.breaker_state.labels(tenant).set(_STATE_VALUE[event.new])
                 self.breaker_transitions.labels(tenant, event.old.value, event.new.value).inc()
+            case DuplicateSent():
+                self.duplicates.labels(self._tenant(event.tenant_id), event.cause).inc()
             case QuotaWaited():
                 tenant = self._tenant(event.tenant_id)
                 self.quota_waits.labels(tenant).inc()

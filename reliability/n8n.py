@@ -10,6 +10,7 @@ are not read: n8n is called directly.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from importlib import metadata
 from typing import Final
@@ -79,6 +80,10 @@ class N8nClient:
         connect = settings.n8n_connect_timeout_ms / 1000
         read = settings.n8n_read_timeout_ms / 1000
         timeout = httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
+        # httpx's timeouts bound each read, not the call: a body dripping a byte per read
+        # timeout would hold the call (and outlive the row's lease) for ever. The whole call,
+        # connect + headers + body, ends by this deadline; the dispatcher's lease outlasts it.
+        self.deadline = connect + read
         self._extensions = {"timeout": timeout.as_dict()}
         self._headers: list[tuple[str, str]] = [
             ("Accept", "*/*"),
@@ -108,11 +113,16 @@ class N8nClient:
             extensions=self._extensions,
         )
         try:
-            response = await self._transport.handle_async_request(request)
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
+            async with asyncio.timeout(self.deadline):
+                response = await self._transport.handle_async_request(request)
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            # May have reached n8n, as any timeout: the retry carries the same idempotency key.
+            message = f"DeadlineExceeded: no complete answer within {self.deadline:g} s"
+            return Answered(None, ErrorCode.TIMEOUT, None, message)
         except httpx.ConnectTimeout as exc:
             return Answered(None, ErrorCode.CONNECTION, None, _describe(exc))
         except httpx.TimeoutException as exc:

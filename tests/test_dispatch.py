@@ -27,6 +27,7 @@ from reliability.events import (
     BreakerChanged,
     DeadLettered,
     Delivered,
+    DuplicateSent,
     Event,
     Retrying,
     Snoozed,
@@ -472,6 +473,41 @@ def test_drain_purges_delivered_rows_after_the_retention_on_sqlite() -> None:
         await w.clock.sleep(3601)  # two hours and a second: past the retention
         assert (await w.dispatcher.drain()).purged_outbox == 4
         assert await w.store.outbox_rows(include_done=True) == []
+
+    simulate(body, settings=settings)
+
+
+def test_a_late_2xx_on_a_lost_lease_is_counted_as_a_duplicate() -> None:
+    async def body(w: World) -> None:
+        w.n8n.latency = 1.0
+        (oid,) = await w.enqueue()
+
+        async def steal() -> None:  # another instance claims the row while the call is out
+            await w.clock.sleep(0.5)
+            later = w.clock.now() + w.dispatcher.lease
+            assert await w.store.claim(oid, now=later, lease=w.dispatcher.lease) is not None
+
+        await asyncio.gather(w.dispatcher.deliver([oid]), steal())
+        assert w.of(Delivered) == []
+        [dup] = w.of(DuplicateSent)
+        assert (dup.outbox_id, dup.cause) == (oid, "lost_lease")
+
+    simulate(body)
+
+
+def test_the_whole_call_has_a_deadline_below_the_lease() -> None:
+    settings = replace(SETTINGS, n8n_connect_timeout_ms=1000, n8n_read_timeout_ms=5000)
+
+    async def body(w: World) -> None:
+        w.n8n.latency = 60.0  # the stand-in never reads the timeouts: only the deadline ends it
+        (oid,) = await w.enqueue()
+        started = w.clock.monotonic()
+        report = await w.dispatcher.drain()
+        assert report.retried == 1
+        assert w.clock.monotonic() - started == pytest.approx(6.0)
+        [attempt] = w.of(Attempted)
+        assert attempt.outcome is ErrorCode.TIMEOUT
+        assert timedelta(seconds=6.0 + 5.0) <= w.dispatcher.lease
 
     simulate(body, settings=settings)
 
