@@ -35,6 +35,15 @@ OTHER_TENANT = "_other"
 _STATE_VALUE = {State.CLOSED: 0, State.HALF_OPEN: 1, State.OPEN: 2}
 
 
+_DUPLICATES = "2xx answers to deliveries not recorded as done (n8n sees them twice)."
+_INTAKE = "Stripe webhook answers, by tenant and code."
+
+
+def _counter(registry: CollectorRegistry, name: str, doc: str, label: str) -> Counter:
+    """A counter labelled by tenant and one more label."""
+    return Counter(name, doc, ["tenant", label], registry=registry)
+
+
 class Metrics:
     """The service's metrics on their own `CollectorRegistry` (several apps per process work)."""
 
@@ -111,18 +120,8 @@ class Metrics:
             ["tenant", "error_code"],
             registry=r,
         )
-        self.duplicates = Counter(
-            "reliability_duplicate_sends",
-            "2xx answers to a delivery this instance no longer held (n8n saw it twice).",
-            ["tenant", "cause"],
-            registry=r,
-        )
-        self.intake = Counter(
-            "reliability_intake_results",
-            "Stripe webhook answers, by tenant and code.",
-            ["tenant", "code"],
-            registry=r,
-        )
+        self.duplicates = _counter(r, "reliability_duplicate_sends", _DUPLICATES, "cause")
+        self.intake = _counter(r, "reliability_intake_results", _INTAKE, "code")
 
     def _tenant(self, tenant_id: str) -> str:
         return tenant_id if tenant_id in self._known else OTHER_TENANT

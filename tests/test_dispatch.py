@@ -500,7 +500,7 @@ def test_the_whole_call_has_a_deadline_below_the_lease() -> None:
 
     async def body(w: World) -> None:
         w.n8n.latency = 60.0  # the stand-in never reads the timeouts: only the deadline ends it
-        (oid,) = await w.enqueue()
+        await w.enqueue()
         started = w.clock.monotonic()
         report = await w.dispatcher.drain()
         assert report.retried == 1
