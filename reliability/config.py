@@ -132,6 +132,7 @@ class Settings:
     reliability_body_limit_bytes: int = 1024 * 1024
     reliability_lease_margin_ms: int = 30_000
     reliability_outbox_retention_hours: float = 24.0
+    reliability_fleet_limit: bool = True
     n8n_routes: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_ROUTES))
     tenants: Mapping[str, TenantConfig] = field(default_factory=dict)
 
@@ -269,6 +270,7 @@ _ENV_FIELDS: dict[str, _Parser] = {
     "RELIABILITY_BODY_LIMIT_BYTES": _int,
     "RELIABILITY_LEASE_MARGIN_MS": _int,
     "RELIABILITY_OUTBOX_RETENTION_HOURS": _float,
+    "RELIABILITY_FLEET_LIMIT": _bool,
     "N8N_ROUTES": _routes,
 }
 

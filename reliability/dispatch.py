@@ -20,7 +20,7 @@ from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import httpx
 
@@ -62,6 +62,7 @@ from reliability.store.base import (
     DEFAULT_PROCESSED_RETENTION,
     MAX_ERROR_MESSAGE,
     AttemptError,
+    FleetSlots,
     OutboxRow,
     Store,
 )
@@ -69,6 +70,11 @@ from reliability.store.base import (
 __all__ = ["Dispatcher", "DrainReport", "Settled"]
 
 _log = logging.getLogger("reliability.dispatch")
+
+_FLEET_POLL_FIRST = 0.025
+_FLEET_POLL_MAX = 0.2
+"""Seconds between tries at a fleet slot while the tenant is at its limit: from 25 ms, doubling
+up to 200 ms (jittered)."""
 
 _COMPLETE_TRIES = 3
 """Tries at recording a delivery n8n accepted. Each takes a fresh connection from the pool
@@ -178,6 +184,8 @@ class Dispatcher:
             global_max=settings.n8n_max_concurrency,
             on_wait=self._on_quota_wait,
         )
+        # The fleet-wide limit, where the store shares slots between processes (PostgreSQL).
+        self._fleet = _fleet_slots(store) if settings.reliability_fleet_limit else None
         budget = settings.budget_policy
         self.budget = RetryBudget(budget) if budget is not None else None
         self._policies: dict[str, TenantPolicy] = {}
@@ -322,27 +330,27 @@ class Dispatcher:
         return Internal(message)
 
     async def _try(self, row: OutboxRow, attempt: int) -> Outcome:
-        """One call under the tenant's quota and breaker, or the reason it was not made."""
+        """One call under the tenant's quotas (this process's, then the fleet's) and breaker,
+        or the reason it was not made."""
+        waiting = self._clock.monotonic()
         try:
             # No slot within a call's read timeout: the row is snoozed.
             await self.quotas.acquire(row.tenant_id, timeout=self._read_timeout)
         except QuotaExceeded:
             return Refused(ErrorCode.QUOTA)
         try:
-            breaker = self.breakers.get(row.tenant_id)
+            slot = await self._fleet_acquire(row.tenant_id, waiting)
+            if slot is None:
+                return Refused(ErrorCode.QUOTA)
             try:
-                ticket = breaker.acquire()
-            except CircuitOpen as exc:
-                return Refused(ErrorCode.CIRCUIT_OPEN, exc.retry_in)
-            started = self._clock.monotonic()
-            try:
-                answered = await self._n8n.post(row)
-            except BaseException:
-                breaker.release(ticket)
-                raise
-            breaker.record(ticket, answered.code)
+                called = await self._call(row)
+            finally:
+                await self._fleet_release(row.tenant_id, slot)
         finally:
             self.quotas.release(row.tenant_id)
+        if isinstance(called, Refused):
+            return called
+        answered, started = called
         self._emit(
             Attempted(
                 at=self._clock.now(),
@@ -357,6 +365,56 @@ class Dispatcher:
             )
         )
         return answered
+
+    async def _call(self, row: OutboxRow) -> Refused | tuple[Answered, float]:
+        """The call under the tenant's breaker, and when it started; or the breaker's refusal."""
+        breaker = self.breakers.get(row.tenant_id)
+        try:
+            ticket = breaker.acquire()
+        except CircuitOpen as exc:
+            return Refused(ErrorCode.CIRCUIT_OPEN, exc.retry_in)
+        started = self._clock.monotonic()
+        try:
+            answered = await self._n8n.post(row)
+        except BaseException:
+            breaker.release(ticket)
+            raise
+        breaker.record(ticket, answered.code)
+        return answered, started
+
+    async def _fleet_acquire(self, tenant_id: str, waiting: float) -> str | None:
+        """A fleet-wide slot of the tenant's limit (`FleetSlots`), polled for until a read
+        timeout has passed since `waiting` (the in-process wait counts): its token, or None.
+        Without fleet slots (SQLite, or `RELIABILITY_FLEET_LIMIT` off) the in-process limiter
+        is the only gate: "" at once."""
+        if self._fleet is None:
+            return ""
+        limit = self.quotas.limit(tenant_id)
+        give_up = waiting + self._read_timeout
+        pause = _FLEET_POLL_FIRST
+        while True:
+            now = self._clock.now()
+            slot = await self._fleet.slot_acquire(
+                tenant_id, limit, now=now, until=now + self._lease
+            )
+            left = give_up - self._clock.monotonic()
+            if slot is not None or left <= 0:
+                return slot
+            # Jittered, growing pauses: waiters in several processes do not poll in step.
+            await self._clock.sleep(min(left, pause * (0.5 + self._rng.random())))
+            pause = min(2 * pause, _FLEET_POLL_MAX)
+
+    async def _fleet_release(self, tenant_id: str, slot: str) -> None:
+        if self._fleet is None or not slot:
+            return
+        try:
+            await self._fleet.slot_release(tenant_id, slot)
+        except Exception as exc:
+            # The call's outcome stands; the slot comes back when its lease expires.
+            _log.warning(
+                "fleet slot not released",
+                extra=log_fields(tenant_id=tenant_id, error=type(exc).__name__),
+            )
 
     def _charge_budget(self, tenant_id: str, outcome: Outcome) -> bool:
         """Count a call's outcome in the tenant's retry budget; whether it allows a retry."""
@@ -532,6 +590,17 @@ class _BreakerEvents(BreakerListener):
             seconds=self._clock.monotonic() - transition.at
         )
         self._emit(BreakerChanged(at, transition.name, transition.old, transition.new))
+
+
+def _fleet_slots(store: Store) -> FleetSlots | None:
+    """The store as `FleetSlots` if its class has them (asked of the class: a store proxy may
+    answer any attribute)."""
+    kind = type(store)
+    if callable(getattr(kind, "slot_acquire", None)) and callable(
+        getattr(kind, "slot_release", None)
+    ):
+        return cast("FleetSlots", store)
+    return None
 
 
 def _failure(outcome: Outcome) -> tuple[ErrorCode, str]:
