@@ -376,3 +376,32 @@ async def test_open_store_routes_postgres_urls(pg_database: PgDatabase) -> None:
         assert store.schema == pg_database.schema
     finally:
         await store.close()
+
+
+async def test_fleet_slots_hold_a_tenant_limit_across_stores_and_expire(
+    stores: Callable[..., PostgresStore],
+) -> None:
+    a, b = stores(), stores()
+    await a.migrate()
+    until = T0 + LEASE
+    # Three handles (processes) race for a limit of 2: exactly two win.
+    got = await asyncio.gather(
+        *(s.slot_acquire("t", 2, now=T0, until=until) for s in (a, b, stores()))
+    )
+    held = [g for g in got if g is not None]
+    assert len(held) == 2
+    assert await a.slot_acquire("t", 2, now=T0, until=until) is None
+    # Another tenant has slots of its own.
+    assert await b.slot_acquire("u", 1, now=T0, until=until) is not None
+    # A released slot is free at once; a crashed holder's slot once its lease has passed.
+    await a.slot_release("t", held[0])
+    again = await b.slot_acquire("t", 2, now=T0, until=until)
+    assert again is not None
+    assert await a.slot_acquire("t", 2, now=until - S, until=until + LEASE) is None
+    later = until + LEASE
+    assert await a.slot_acquire("t", 2, now=until, until=later) is not None
+    assert await b.slot_acquire("t", 2, now=until, until=later) is not None
+    # Stale releases (their slots expired and were taken since) free nothing.
+    await a.slot_release("t", held[1])
+    await a.slot_release("t", again)
+    assert await b.slot_acquire("t", 2, now=until, until=later) is None
