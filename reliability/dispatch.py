@@ -55,6 +55,7 @@ from reliability.events import (
     Retrying,
     Snoozed,
 )
+from reliability.fleet import FleetLimiter
 from reliability.logs import log_fields
 from reliability.n8n import N8nClient
 from reliability.quota import QuotaExceeded, TenantQuotas
@@ -71,10 +72,9 @@ __all__ = ["Dispatcher", "DrainReport", "Settled"]
 
 _log = logging.getLogger("reliability.dispatch")
 
-_FLEET_POLL_FIRST = 0.025
-_FLEET_POLL_MAX = 0.2
-"""Seconds between tries at a fleet slot while the tenant is at its limit: from 25 ms, doubling
-up to 200 ms (jittered)."""
+_HANDOVER = 1.0
+"""Seconds after taking a fleet slot during which it may pass to a waiting call of this process
+(at most a read timeout, so the slot's lease still outlasts that call)."""
 
 _COMPLETE_TRIES = 3
 """Tries at recording a delivery n8n accepted. Each takes a fresh connection from the pool
@@ -185,7 +185,20 @@ class Dispatcher:
             on_wait=self._on_quota_wait,
         )
         # The fleet-wide limit, where the store shares slots between processes (PostgreSQL).
-        self._fleet = _fleet_slots(store) if settings.reliability_fleet_limit else None
+        slots = _fleet_slots(store) if settings.reliability_fleet_limit else None
+        self._fleet = (
+            None
+            if slots is None
+            else FleetLimiter(
+                slots,
+                clock,
+                self.quotas,
+                self._rng,
+                lease=self._lease,
+                wait=read,
+                handover=min(_HANDOVER, read),
+            )
+        )
         budget = settings.budget_policy
         self.budget = RetryBudget(budget) if budget is not None else None
         self._policies: dict[str, TenantPolicy] = {}
@@ -339,13 +352,16 @@ class Dispatcher:
         except QuotaExceeded:
             return Refused(ErrorCode.QUOTA)
         try:
-            slot = await self._fleet_acquire(row.tenant_id, waiting)
-            if slot is None:
-                return Refused(ErrorCode.QUOTA)
-            try:
+            if self._fleet is None:
                 called = await self._call(row)
-            finally:
-                await self._fleet_release(row.tenant_id, slot)
+            else:
+                slot = await self._fleet.acquire(row.tenant_id, waiting)
+                if slot is None:
+                    return Refused(ErrorCode.QUOTA)
+                try:
+                    called = await self._call(row)
+                finally:
+                    await self._fleet.release(row.tenant_id, slot)
         finally:
             self.quotas.release(row.tenant_id)
         if isinstance(called, Refused):
@@ -381,40 +397,6 @@ class Dispatcher:
             raise
         breaker.record(ticket, answered.code)
         return answered, started
-
-    async def _fleet_acquire(self, tenant_id: str, waiting: float) -> str | None:
-        """A fleet-wide slot of the tenant's limit (`FleetSlots`), polled for until a read
-        timeout has passed since `waiting` (the in-process wait counts): its token, or None.
-        Without fleet slots (SQLite, or `RELIABILITY_FLEET_LIMIT` off) the in-process limiter
-        is the only gate: "" at once."""
-        if self._fleet is None:
-            return ""
-        limit = self.quotas.limit(tenant_id)
-        give_up = waiting + self._read_timeout
-        pause = _FLEET_POLL_FIRST
-        while True:
-            now = self._clock.now()
-            slot = await self._fleet.slot_acquire(
-                tenant_id, limit, now=now, until=now + self._lease
-            )
-            left = give_up - self._clock.monotonic()
-            if slot is not None or left <= 0:
-                return slot
-            # Jittered, growing pauses: waiters in several processes do not poll in step.
-            await self._clock.sleep(min(left, pause * (0.5 + self._rng.random())))
-            pause = min(2 * pause, _FLEET_POLL_MAX)
-
-    async def _fleet_release(self, tenant_id: str, slot: str) -> None:
-        if self._fleet is None or not slot:
-            return
-        try:
-            await self._fleet.slot_release(tenant_id, slot)
-        except Exception as exc:
-            # The call's outcome stands; the slot comes back when its lease expires.
-            _log.warning(
-                "fleet slot not released",
-                extra=log_fields(tenant_id=tenant_id, error=type(exc).__name__),
-            )
 
     def _charge_budget(self, tenant_id: str, outcome: Outcome) -> bool:
         """Count a call's outcome in the tenant's retry budget; whether it allows a retry."""
