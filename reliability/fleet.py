@@ -88,7 +88,9 @@ class FleetLimiter:
         (with any spare nobody came for). A failure is logged: the slot expires with its lease."""
         spare = self._spare.setdefault(tenant_id, [])
         age = self._clock.monotonic() - self._taken.get(token, -float("inf"))
-        if age < self._handover and self._quotas.waiting(tenant_id) > len(spare):
+        # The caller frees its in-process permit next, which wakes the oldest waiter: that call
+        # takes this slot (each earlier spare is already promised to a call woken before).
+        if age < self._handover and self._quotas.waiting(tenant_id):
             spare.append(token)
             return
         freed = [token]
