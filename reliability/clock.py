@@ -7,10 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from datetime import UTC, datetime, timedelta
+from typing import Final, Protocol, runtime_checkable
 
-__all__ = ["Clock", "SystemClock"]
+__all__ = ["LONGEST", "Clock", "SystemClock", "span"]
+
+LONGEST: Final = timedelta(days=36_500)
+"""The longest delay, lease or TTL the layer uses; longer settings are clamped to it. The
+config accepts any finite number, and a time past year 9999 cannot even be computed
+(`OverflowError`), let alone stored."""
+
+
+def span(seconds: float) -> timedelta:
+    """`seconds` as a timedelta clamped to [0, LONGEST]: never raises on a huge value."""
+    if not seconds > 0:  # also NaN
+        return timedelta(0)
+    return timedelta(seconds=min(seconds, LONGEST.total_seconds()))
 
 
 @runtime_checkable

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from reliability.backoff import Backoff, Strategy, backoff
 from reliability.breaker import BreakerPolicy
 from reliability.budget import BudgetPolicy
+from reliability.clock import span
 
 __all__ = [
     "ConfigError",
@@ -130,6 +131,8 @@ class Settings:
     reliability_admin_token: str = ""
     reliability_body_limit_bytes: int = 1024 * 1024
     reliability_lease_margin_ms: int = 30_000
+    reliability_outbox_retention_hours: float = 24.0
+    reliability_fleet_limit: bool = True
     n8n_routes: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_ROUTES))
     tenants: Mapping[str, TenantConfig] = field(default_factory=dict)
 
@@ -179,7 +182,7 @@ class Settings:
             concurrency_limit=_pick(t.concurrency_limit, self.n8n_default_concurrency),
             retry=retry,
             breaker=breaker,
-            dlq_ttl=timedelta(hours=_pick(t.dlq_ttl_hours, self.n8n_dlq_ttl_hours)),
+            dlq_ttl=span(_pick(t.dlq_ttl_hours, self.n8n_dlq_ttl_hours) * 3600),
             stripe_webhook_secrets=t.stripe_webhook_secrets,
         )
 
@@ -266,6 +269,8 @@ _ENV_FIELDS: dict[str, _Parser] = {
     "RELIABILITY_ADMIN_TOKEN": str,
     "RELIABILITY_BODY_LIMIT_BYTES": _int,
     "RELIABILITY_LEASE_MARGIN_MS": _int,
+    "RELIABILITY_OUTBOX_RETENTION_HOURS": _float,
+    "RELIABILITY_FLEET_LIMIT": _bool,
     "N8N_ROUTES": _routes,
 }
 
@@ -413,11 +418,9 @@ def _validate(s: Settings, where: Mapping[str, str]) -> None:
         f"must not exceed N8N_MAX_CONCURRENCY ({s.n8n_max_concurrency}), "
         f"got {s.n8n_default_concurrency}",
     )
-    check(
-        s.n8n_dlq_ttl_hours > 0,
-        "N8N_DLQ_TTL_HOURS",
-        f"must be a positive number of hours, got {s.n8n_dlq_ttl_hours}",
-    )
+    for key in ("N8N_DLQ_TTL_HOURS", "RELIABILITY_OUTBOX_RETENTION_HOURS"):
+        hours = getattr(s, key.lower())
+        check(hours > 0, key, f"must be a positive number of hours, got {hours}")
     check(
         s.n8n_retry_budget_max_tokens > 0,
         "N8N_RETRY_BUDGET_MAX_TOKENS",

@@ -23,6 +23,7 @@ __all__ = [
     "DeadLetter",
     "Decision",
     "Done",
+    "Internal",
     "Outcome",
     "Refused",
     "Retry",
@@ -62,7 +63,17 @@ class Refused:
     retry_in: float = 0.0
 
 
-Outcome = Answered | Refused
+@dataclass(frozen=True, slots=True)
+class Internal:
+    """The try raised an error the dispatcher does not expect (a bug, or a setting the call
+    cannot use, such as a webhook URL httpx cannot parse). It counts as a failed attempt with
+    code `INTERNAL`: retried with backoff, dead-lettered after the retries. `message` names the
+    error's type only: an exception's text may quote a secret."""
+
+    message: str
+
+
+Outcome = Answered | Refused | Internal
 
 
 # -- the rules ----------------------------------------------------------------------------------
@@ -142,23 +153,27 @@ def decide(
     """The decision after a try at a delivery that had spent `attempt` attempts before it."""
     if isinstance(outcome, Refused):
         return _snooze(outcome, rules, rng)
-    if outcome.code is None:
+    if isinstance(outcome, Internal):
+        code, retry_after = ErrorCode.INTERNAL, None
+    elif outcome.code is None:
         return Done(attempt + 1)
+    else:
+        code, retry_after = outcome.code, outcome.retry_after
     spent = attempt + 1
-    if outcome.code in PERMANENT or spent > rules.max_retries:
-        return DeadLetter(outcome.code, spent)
+    if code in PERMANENT or spent > rules.max_retries:
+        return DeadLetter(code, spent)
     if not budget_allows:
         return DeadLetter(ErrorCode.RETRY_BUDGET, spent)
     backoff = rules.backoff
     drawn = backoff.delay(attempt, rng, previous)
     return Retry(
         attempts=spent,
-        delay=apply_retry_after(drawn, outcome.retry_after, backoff.cap),
+        delay=apply_retry_after(drawn, retry_after, backoff.cap),
         drawn=drawn,
         previous=previous,
         bounds=backoff.bounds(attempt, previous),
-        retry_after=outcome.retry_after,
-        cause=outcome.code,
+        retry_after=retry_after,
+        cause=code,
     )
 
 

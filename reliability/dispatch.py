@@ -13,25 +13,27 @@ event (`reliability.events`).
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections import Counter
 from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import httpx
 
 from reliability.breaker import BreakerListener, BreakerRegistry, CircuitOpen, Transition
 from reliability.budget import RetryBudget
-from reliability.clock import Clock
+from reliability.clock import LONGEST, Clock, span
 from reliability.config import Settings, TenantPolicy
 from reliability.decision import (
     Answered,
     DeadLetter,
     Decision,
     Done,
+    Internal,
     Outcome,
     Refused,
     Retry,
@@ -46,23 +48,37 @@ from reliability.events import (
     BreakerChanged,
     DeadLettered,
     Delivered,
+    DuplicateSent,
     Event,
     Observer,
     QuotaWaited,
     Retrying,
     Snoozed,
 )
+from reliability.fleet import FleetLimiter
+from reliability.logs import log_fields
 from reliability.n8n import N8nClient
 from reliability.quota import QuotaExceeded, TenantQuotas
 from reliability.store.base import (
     DEFAULT_PROCESSED_RETENTION,
     MAX_ERROR_MESSAGE,
     AttemptError,
+    FleetSlots,
     OutboxRow,
     Store,
 )
 
 __all__ = ["Dispatcher", "DrainReport", "Settled"]
+
+_log = logging.getLogger("reliability.dispatch")
+
+_HANDOVER = 1.0
+"""Seconds after taking a fleet slot during which it may pass to a waiting call of this process
+(at most a read timeout, so the slot's lease still outlasts that call)."""
+
+_COMPLETE_TRIES = 3
+"""Tries at recording a delivery n8n accepted. Each takes a fresh connection from the pool
+(which checks it first), so one that PostgreSQL dropped costs a try, not a second send."""
 
 
 class Settled(StrEnum):
@@ -75,6 +91,16 @@ class Settled(StrEnum):
     DEAD_LETTERED = "dead_lettered"
     LOST_LEASE = "lost_lease"
     """Another claimer holds the row now: nothing was written."""
+    FAILED = "failed"
+    """Handling raised and even recording that failed (the store is down, say): nothing was
+    written, and the row comes back to a drain once its lease has passed."""
+
+
+class _Ran(NamedTuple):
+    """How one row's handling ended, and how many unexpected errors it met on the way."""
+
+    settled: Settled
+    internal_errors: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +113,19 @@ class DrainReport:
     snoozed: int = 0
     dead_lettered: int = 0
     lost_lease: int = 0
+    failed: int = 0
+    internal_errors: int = 0
+    """Unexpected errors met while handling rows, each recorded on its row as an `INTERNAL`
+    attempt (or, with `failed`, left to the row's lease)."""
     purged: int = 0
+    """Expired dead letters deleted."""
+    purged_outbox: int = 0
+    """Delivered outbox rows deleted after `RELIABILITY_OUTBOX_RETENTION_HOURS`."""
 
     @classmethod
-    def tally(cls, claimed: int, settled: Iterable[Settled], purged: int) -> DrainReport:
-        n = Counter(settled)
+    def tally(cls, claimed: int, ran: Iterable[_Ran], purged: tuple[int, int]) -> DrainReport:
+        ran = list(ran)
+        n = Counter(r.settled for r in ran)
         return cls(
             claimed=claimed,
             delivered=n[Settled.DELIVERED],
@@ -99,7 +133,10 @@ class DrainReport:
             snoozed=n[Settled.SNOOZED],
             dead_lettered=n[Settled.DEAD_LETTERED],
             lost_lease=n[Settled.LOST_LEASE],
-            purged=purged,
+            failed=n[Settled.FAILED],
+            internal_errors=sum(r.internal_errors for r in ran),
+            purged=purged[0],
+            purged_outbox=purged[1],
         )
 
     def as_dict(self) -> dict[str, int]:
@@ -133,7 +170,7 @@ class Dispatcher:
         # A lease outlives the longest possible call by a margin, so a slow call keeps its row;
         # a crashed holder's rows come back to a drain once it has passed.
         margin = settings.reliability_lease_margin_ms / 1000
-        self._lease = timedelta(seconds=connect + 2 * read + margin)
+        self._lease = span(connect + 2 * read + margin)
         self._read_timeout = read
         transitions = _BreakerEvents(self._emit, clock)
         self.breakers = BreakerRegistry(
@@ -146,6 +183,21 @@ class Dispatcher:
             lambda t: settings.tenant(t).concurrency_limit,
             global_max=settings.n8n_max_concurrency,
             on_wait=self._on_quota_wait,
+        )
+        # The fleet-wide limit, where the store shares slots between processes (PostgreSQL).
+        slots = _fleet_slots(store) if settings.reliability_fleet_limit else None
+        self._fleet = (
+            None
+            if slots is None
+            else FleetLimiter(
+                slots,
+                clock,
+                self.quotas,
+                self._rng,
+                lease=self._lease,
+                wait=read,
+                handover=min(_HANDOVER, read),
+            )
         )
         budget = settings.budget_policy
         self.budget = RetryBudget(budget) if budget is not None else None
@@ -179,7 +231,7 @@ class Dispatcher:
         started = self._clock.monotonic()
         purged = await self._maybe_purge()
         claimed = 0
-        settled: list[Settled] = []
+        settled: list[_Ran] = []
         while self._clock.monotonic() - started < budget_seconds:
             rows = await self._store.claim_due(batch, now=self._clock.now(), lease=self._lease)
             if not rows:
@@ -212,43 +264,109 @@ class Dispatcher:
         if row is not None:
             await self._run(row, hold=True)
 
-    async def _run(self, row: OutboxRow, *, hold: bool) -> Settled:
-        """Try `row` until it is settled; with `hold`, sleep out backoffs in-process."""
-        rules = self._retry_rules(row.tenant_id)
-        attempt, previous = row.attempt, None
+    async def _run(self, row: OutboxRow, *, hold: bool) -> _Ran:
+        """Try `row` until it is settled; with `hold`, sleep out backoffs in-process.
+
+        Nothing raised while handling one row reaches another (or the drain): an unexpected
+        error becomes an `Internal` outcome, decided and recorded like any failed attempt.
+        """
+        attempt, previous, errors = row.attempt, None, 0
         while True:
-            outcome = await self._try(row, attempt)
-            allowed = self._charge_budget(row.tenant_id, outcome)
-            decision = decide(outcome, attempt, rules, allowed, previous, self._rng)
-            settled = await self._apply(row, outcome, decision, hold=hold)
+            outcome = await self._attempt(row, attempt)
+            errors += isinstance(outcome, Internal)
+            decision: Decision | None
+            try:
+                decision = self._decide(row, outcome, attempt, previous)
+                settled = await self._apply(row, outcome, decision, hold=hold)
+            except Exception as exc:
+                if isinstance(outcome, Answered) and outcome.code is None:
+                    # n8n has the delivery: recording a retry instead would send it again.
+                    # Nothing can be written, so the lease lapses and a drain sends it again.
+                    self._internal(row, "recording a delivery", exc)
+                    self._duplicate(row, "store_failed")
+                    return _Ran(Settled.FAILED, errors + 1)
+                decision, settled = await self._record_internal(row, attempt, previous, exc, hold)
+                errors += 1
             if settled is not Settled.RETRIED or not hold:
-                return settled
+                return _Ran(settled, errors)
             assert isinstance(decision, Retry)
             attempt, previous = decision.attempts, decision.drawn
-            await self._clock.sleep(decision.delay)
+            await self._clock.sleep(min(decision.delay, LONGEST.total_seconds()))
+
+    async def _attempt(self, row: OutboxRow, attempt: int) -> Outcome:
+        """`_try`, with an unexpected error turned into an `Internal` outcome."""
+        try:
+            return await self._try(row, attempt)
+        except Exception as exc:
+            return self._internal(row, "calling n8n", exc)
+
+    def _decide(
+        self, row: OutboxRow, outcome: Outcome, attempt: int, previous: float | None
+    ) -> Decision:
+        rules = self._retry_rules(row.tenant_id)
+        allowed = self._charge_budget(row.tenant_id, outcome)
+        return decide(outcome, attempt, rules, allowed, previous, self._rng)
+
+    async def _record_internal(
+        self, row: OutboxRow, attempt: int, previous: float | None, exc: Exception, hold: bool
+    ) -> tuple[Decision | None, Settled]:
+        """Carrying a decision out raised: record the attempt as `INTERNAL` instead. When that
+        raises too, nothing is written and the row's lease brings it back."""
+        outcome = self._internal(row, "recording an attempt", exc)
+        try:
+            decision = self._decide(row, outcome, attempt, previous)
+            return decision, await self._apply(row, outcome, decision, hold=hold)
+        except Exception as again:
+            self._internal(row, "recording an internal error", again)
+            return None, Settled.FAILED
+
+    def _duplicate(self, row: OutboxRow, cause: str) -> None:
+        self._emit(
+            DuplicateSent(
+                at=self._clock.now(),
+                tenant_id=row.tenant_id,
+                outbox_id=row.id,
+                idempotency_key=row.idempotency_key,
+                cause=cause,
+            )
+        )
+
+    def _internal(self, row: OutboxRow, step: str, exc: Exception) -> Internal:
+        """Log an unexpected error (the log is redacted) and name it for the row: its type only,
+        as an exception's text may quote a secret."""
+        message = f"{type(exc).__name__} while {step}"
+        _log.error(
+            "internal error",
+            exc_info=exc,
+            extra=log_fields(outbox_id=row.id, tenant_id=row.tenant_id, error=message),
+        )
+        return Internal(message)
 
     async def _try(self, row: OutboxRow, attempt: int) -> Outcome:
-        """One call under the tenant's quota and breaker, or the reason it was not made."""
+        """One call under the tenant's quotas (this process's, then the fleet's) and breaker,
+        or the reason it was not made."""
+        waiting = self._clock.monotonic()
         try:
             # No slot within a call's read timeout: the row is snoozed.
             await self.quotas.acquire(row.tenant_id, timeout=self._read_timeout)
         except QuotaExceeded:
             return Refused(ErrorCode.QUOTA)
         try:
-            breaker = self.breakers.get(row.tenant_id)
-            try:
-                ticket = breaker.acquire()
-            except CircuitOpen as exc:
-                return Refused(ErrorCode.CIRCUIT_OPEN, exc.retry_in)
-            started = self._clock.monotonic()
-            try:
-                answered = await self._n8n.post(row)
-            except BaseException:
-                breaker.release(ticket)
-                raise
-            breaker.record(ticket, answered.code)
+            if self._fleet is None:
+                called = await self._call(row)
+            else:
+                slot = await self._fleet.acquire(row.tenant_id, waiting)
+                if slot is None:
+                    return Refused(ErrorCode.QUOTA)
+                try:
+                    called = await self._call(row)
+                finally:
+                    await self._fleet.release(row.tenant_id, slot)
         finally:
             self.quotas.release(row.tenant_id)
+        if isinstance(called, Refused):
+            return called
+        answered, started = called
         self._emit(
             Attempted(
                 at=self._clock.now(),
@@ -263,6 +381,22 @@ class Dispatcher:
             )
         )
         return answered
+
+    async def _call(self, row: OutboxRow) -> Refused | tuple[Answered, float]:
+        """The call under the tenant's breaker, and when it started; or the breaker's refusal."""
+        breaker = self.breakers.get(row.tenant_id)
+        try:
+            ticket = breaker.acquire()
+        except CircuitOpen as exc:
+            return Refused(ErrorCode.CIRCUIT_OPEN, exc.retry_in)
+        started = self._clock.monotonic()
+        try:
+            answered = await self._n8n.post(row)
+        except BaseException:
+            breaker.release(ticket)
+            raise
+        breaker.record(ticket, answered.code)
+        return answered, started
 
     def _charge_budget(self, tenant_id: str, outcome: Outcome) -> bool:
         """Count a call's outcome in the tenant's retry budget; whether it allows a retry."""
@@ -286,15 +420,23 @@ class Dispatcher:
             case Snooze():
                 return await self._snooze(row, token, decision)
             case Retry():
-                assert isinstance(outcome, Answered)
-                return await self._reschedule(row, token, outcome, decision, hold=hold)
+                _, message = _failure(outcome)
+                return await self._reschedule(row, token, message, decision, hold=hold)
             case DeadLetter():
-                assert isinstance(outcome, Answered)
-                return await self._dead_letter(row, token, outcome, decision)
+                return await self._dead_letter(row, token, _failure(outcome), decision)
 
     async def _complete(self, row: OutboxRow, token: str, done: Done) -> Settled:
         now = self._clock.now()
-        if not await self._store.complete(row.id, token, now=now):
+        for left in reversed(range(_COMPLETE_TRIES)):
+            try:
+                completed = await self._store.complete(row.id, token, now=now)
+                break
+            except Exception:
+                if not left:
+                    raise
+        if not completed:
+            # Another claimer holds the row: it sends (or sent) the delivery too.
+            self._duplicate(row, "lost_lease")
             return Settled.LOST_LEASE
         self._emit(
             Delivered(
@@ -310,7 +452,7 @@ class Dispatcher:
 
     async def _snooze(self, row: OutboxRow, token: str, snooze: Snooze) -> Settled:
         now = self._clock.now()
-        until = now + timedelta(seconds=snooze.wait)
+        until = now + span(snooze.wait)
         if not await self._store.snooze(row.id, token, next_attempt_at=until):
             return Settled.LOST_LEASE
         self._emit(
@@ -321,11 +463,11 @@ class Dispatcher:
         return Settled.SNOOZED
 
     async def _reschedule(
-        self, row: OutboxRow, token: str, outcome: Answered, retry: Retry, *, hold: bool
+        self, row: OutboxRow, token: str, message: str, retry: Retry, *, hold: bool
     ) -> Settled:
         now = self._clock.now()
-        error = AttemptError(retry.attempts, now, retry.cause, outcome.message)
-        next_at = now + timedelta(seconds=retry.delay)
+        error = AttemptError(retry.attempts, now, retry.cause, message)
+        next_at = now + span(retry.delay)
         hold_until = next_at + self._lease if hold else None
         if not await self._store.reschedule(
             row.id, token, next_attempt_at=next_at, error=error, hold_until=hold_until
@@ -347,11 +489,12 @@ class Dispatcher:
         return Settled.RETRIED
 
     async def _dead_letter(
-        self, row: OutboxRow, token: str, outcome: Answered, dead: DeadLetter
+        self, row: OutboxRow, token: str, failure: tuple[ErrorCode, str], dead: DeadLetter
     ) -> Settled:
+        # The attempt's own cause: the DLQ code differs when the retry budget refused a retry.
+        cause, message = failure
         now = self._clock.now()
-        assert outcome.code is not None
-        error = AttemptError(dead.attempts, now, outcome.code, outcome.message)
+        error = AttemptError(dead.attempts, now, cause, message)
         entry = await self._store.move_to_dlq(
             row.id,
             token,
@@ -377,16 +520,22 @@ class Dispatcher:
         )
         return Settled.DEAD_LETTERED
 
-    async def _maybe_purge(self) -> int:
+    async def _maybe_purge(self) -> tuple[int, int]:
+        """Expired dead letters, delivered rows past their retention and processed-event ids
+        past theirs, when the last purge is old enough: (dead letters, outbox rows) deleted.
+        Each purge deletes in `SKIP LOCKED` batches, so instances purging at once never wait
+        on each other and count each row once."""
         interval = self.settings.n8n_dlq_cleanup_interval_ms / 1000
         mono = self._clock.monotonic()
         if self._last_purge is not None and mono - self._last_purge < interval:
-            return 0
+            return 0, 0
         self._last_purge = mono
         now = self._clock.now()
         purged = await self._store.dlq_purge_expired(now=now)
+        retention = span(self.settings.reliability_outbox_retention_hours * 3600)
+        done = await self._store.purge_done(older_than=now - retention)
         await self._store.purge_processed(older_than=now - DEFAULT_PROCESSED_RETENTION)
-        return purged
+        return purged, done
 
     def _policy(self, tenant_id: str) -> TenantPolicy:
         policy = self._policies.get(tenant_id)
@@ -423,6 +572,26 @@ class _BreakerEvents(BreakerListener):
             seconds=self._clock.monotonic() - transition.at
         )
         self._emit(BreakerChanged(at, transition.name, transition.old, transition.new))
+
+
+def _fleet_slots(store: Store) -> FleetSlots | None:
+    """The store as `FleetSlots` if its class has them (asked of the class: a store proxy may
+    answer any attribute)."""
+    kind = type(store)
+    if callable(getattr(kind, "slot_acquire", None)) and callable(
+        getattr(kind, "slot_release", None)
+    ):
+        return cast("FleetSlots", store)
+    return None
+
+
+def _failure(outcome: Outcome) -> tuple[ErrorCode, str]:
+    """A failed try's code and message, for its attempt record."""
+    if isinstance(outcome, Internal):
+        return ErrorCode.INTERNAL, outcome.message
+    assert isinstance(outcome, Answered)
+    assert outcome.code is not None
+    return outcome.code, outcome.message
 
 
 async def _together(calls: list[Coroutine[Any, Any, object]]) -> None:

@@ -23,3 +23,6 @@ class ErrorCode(StrEnum):
     INVALID_PAYLOAD = "INVALID_PAYLOAD"
     RETRY_BUDGET = "RETRY_BUDGET"
     """The tenant's retry budget refused a retry while its failure ratio was high."""
+    INTERNAL = "INTERNAL"
+    """Handling the row raised an error the dispatcher does not expect (a bug, or a setting the
+    call cannot use): retried with backoff like a 5xx, dead-lettered after the retries."""

@@ -18,6 +18,7 @@ __all__ = [
     "BreakerChanged",
     "DeadLettered",
     "Delivered",
+    "DuplicateSent",
     "Event",
     "Observer",
     "QuotaWaited",
@@ -105,5 +106,27 @@ class QuotaWaited:
     waited: float
 
 
-Event = Attempted | Delivered | Retrying | Snoozed | DeadLettered | BreakerChanged | QuotaWaited
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DuplicateSent:
+    """n8n answered 2xx to a call whose row this instance no longer holds: its lease lapsed
+    (or `complete` could not be recorded) and another claimer has it, so n8n saw, or will see,
+    this delivery more than once. `cause` says which: `lost_lease` or `store_failed`."""
+
+    at: datetime
+    tenant_id: str
+    outbox_id: str
+    idempotency_key: str
+    cause: str
+
+
+Event = (
+    Attempted
+    | Delivered
+    | Retrying
+    | Snoozed
+    | DeadLettered
+    | BreakerChanged
+    | QuotaWaited
+    | DuplicateSent
+)
 Observer = Callable[[Event], None]

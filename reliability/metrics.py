@@ -19,6 +19,7 @@ from reliability.events import (
     BreakerChanged,
     DeadLettered,
     Delivered,
+    DuplicateSent,
     Event,
     QuotaWaited,
     Retrying,
@@ -32,6 +33,15 @@ OTHER_TENANT = "_other"
 """The tenant label of intake results for tenant ids that are not configured."""
 
 _STATE_VALUE = {State.CLOSED: 0, State.HALF_OPEN: 1, State.OPEN: 2}
+
+
+_DUPLICATES = "2xx answers to deliveries not recorded as done (n8n sees them twice)."
+_INTAKE = "Stripe webhook answers, by tenant and code."
+
+
+def _counter(registry: CollectorRegistry, name: str, doc: str, label: str) -> Counter:
+    """A counter labelled by tenant and one more label."""
+    return Counter(name, doc, ["tenant", label], registry=registry)
 
 
 class Metrics:
@@ -110,12 +120,8 @@ class Metrics:
             ["tenant", "error_code"],
             registry=r,
         )
-        self.intake = Counter(
-            "reliability_intake_results",
-            "Stripe webhook answers, by tenant and code.",
-            ["tenant", "code"],
-            registry=r,
-        )
+        self.duplicates = _counter(r, "reliability_duplicate_sends", _DUPLICATES, "cause")
+        self.intake = _counter(r, "reliability_intake_results", _INTAKE, "code")
 
     def _tenant(self, tenant_id: str) -> str:
         return tenant_id if tenant_id in self._known else OTHER_TENANT
@@ -141,6 +147,8 @@ class Metrics:
                 tenant = self._tenant(event.tenant_id)
                 self.breaker_state.labels(tenant).set(_STATE_VALUE[event.new])
                 self.breaker_transitions.labels(tenant, event.old.value, event.new.value).inc()
+            case DuplicateSent():
+                self.duplicates.labels(self._tenant(event.tenant_id), event.cause).inc()
             case QuotaWaited():
                 tenant = self._tenant(event.tenant_id)
                 self.quota_waits.labels(tenant).inc()

@@ -10,9 +10,11 @@ are not read: n8n is called directly.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from importlib import metadata
 from typing import Final
+from urllib.parse import quote
 
 import httpx
 
@@ -24,7 +26,7 @@ from reliability.errors import ErrorCode
 from reliability.routing import workflow_url
 from reliability.store.base import MAX_ERROR_MESSAGE, OutboxRow
 
-__all__ = ["NO_ITEM_ANSWER", "N8nClient", "classify_status"]
+__all__ = ["NO_ITEM_ANSWER", "N8nClient", "classify_status", "header_value"]
 
 _COMPACT: Final = json.JSONEncoder(separators=(",", ":"))
 _MESSAGE_BODY: Final = 200
@@ -46,6 +48,17 @@ def classify_status(status: int) -> ErrorCode | None:
     if 400 <= status < 500:
         return ErrorCode.HTTP_4XX
     return ErrorCode.HTTP_5XX
+
+
+_HEADER_SAFE: Final = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
+"""Kept as they are in an id's header value: visible ASCII but `%`, which starts an escape."""
+
+
+def header_value(text: str) -> str:
+    """`text` as a header value that always encodes: UTF-8 percent-encoded outside visible ASCII
+    (and `%` itself, so two different ids never share a value). Stripe ids (`evt_...`) and
+    ordinary tenant ids pass unchanged; `évt` becomes `%C3%A9vt`. The payload keeps them raw."""
+    return quote(text, safe=_HEADER_SAFE)
 
 
 def _user_agent() -> str:
@@ -71,6 +84,10 @@ class N8nClient:
         connect = settings.n8n_connect_timeout_ms / 1000
         read = settings.n8n_read_timeout_ms / 1000
         timeout = httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
+        # httpx's timeouts bound each read, not the call: a body dripping a byte per read
+        # timeout would hold the call (and outlive the row's lease) for ever. The whole call,
+        # connect + headers + body, ends by this deadline; the dispatcher's lease outlasts it.
+        self.deadline = connect + read
         self._extensions = {"timeout": timeout.as_dict()}
         self._headers: list[tuple[str, str]] = [
             ("Accept", "*/*"),
@@ -89,8 +106,8 @@ class N8nClient:
         """One call for `row`; transport failures become answers without a status."""
         headers = [
             *self._headers,
-            ("Idempotency-Key", row.idempotency_key),
-            ("X-Tenant-Id", row.tenant_id),
+            ("Idempotency-Key", header_value(row.idempotency_key)),
+            ("X-Tenant-Id", header_value(row.tenant_id)),
         ]
         request = httpx.Request(
             "POST",
@@ -100,11 +117,16 @@ class N8nClient:
             extensions=self._extensions,
         )
         try:
-            response = await self._transport.handle_async_request(request)
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
+            async with asyncio.timeout(self.deadline):
+                response = await self._transport.handle_async_request(request)
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            # May have reached n8n, as any timeout: the retry carries the same idempotency key.
+            message = f"DeadlineExceeded: no complete answer within {self.deadline:g} s"
+            return Answered(None, ErrorCode.TIMEOUT, None, message)
         except httpx.ConnectTimeout as exc:
             return Answered(None, ErrorCode.CONNECTION, None, _describe(exc))
         except httpx.TimeoutException as exc:

@@ -61,6 +61,11 @@ class TenantQuotas:
         t = self._tenants.get(tenant_id)
         return 0 if t is None else t.in_flight
 
+    def waiting(self, tenant_id: str) -> int:
+        """Calls of the tenant waiting for a slot."""
+        t = self._tenants.get(tenant_id)
+        return 0 if t is None else sum(1 for w in t.waiters if not w.done())
+
     def peak(self, tenant_id: str) -> int:
         """The highest in-flight count this tenant has reached."""
         t = self._tenants.get(tenant_id)

@@ -27,6 +27,7 @@ from reliability.events import (
     BreakerChanged,
     DeadLettered,
     Delivered,
+    DuplicateSent,
     Event,
     Retrying,
     Snoozed,
@@ -458,6 +459,57 @@ def test_drain_purges_expired_dead_letters_once_per_interval() -> None:
         assert (await w.dispatcher.drain()).purged == 1  # interval (1 h) passed, entry expired
 
     simulate(body, settings=settings, script=[500])
+
+
+def test_drain_purges_delivered_rows_after_the_retention_on_sqlite() -> None:
+    settings = replace(SETTINGS, reliability_outbox_retention_hours=2.0)
+
+    async def body(w: World) -> None:
+        await w.dispatcher.deliver(await w.enqueue(4))
+        assert (await w.dispatcher.drain()).purged_outbox == 0
+        await w.clock.sleep(3600)  # one cleanup interval: the rows are an hour old
+        assert (await w.dispatcher.drain()).purged_outbox == 0
+        assert len(await w.store.outbox_rows(include_done=True)) == 4
+        await w.clock.sleep(3601)  # two hours and a second: past the retention
+        assert (await w.dispatcher.drain()).purged_outbox == 4
+        assert await w.store.outbox_rows(include_done=True) == []
+
+    simulate(body, settings=settings)
+
+
+def test_a_late_2xx_on_a_lost_lease_is_counted_as_a_duplicate() -> None:
+    async def body(w: World) -> None:
+        w.n8n.latency = 1.0
+        (oid,) = await w.enqueue()
+
+        async def steal() -> None:  # another instance claims the row while the call is out
+            await w.clock.sleep(0.5)
+            later = w.clock.now() + w.dispatcher.lease
+            assert await w.store.claim(oid, now=later, lease=w.dispatcher.lease) is not None
+
+        await asyncio.gather(w.dispatcher.deliver([oid]), steal())
+        assert w.of(Delivered) == []
+        [dup] = w.of(DuplicateSent)
+        assert (dup.outbox_id, dup.cause) == (oid, "lost_lease")
+
+    simulate(body)
+
+
+def test_the_whole_call_has_a_deadline_below_the_lease() -> None:
+    settings = replace(SETTINGS, n8n_connect_timeout_ms=1000, n8n_read_timeout_ms=5000)
+
+    async def body(w: World) -> None:
+        w.n8n.latency = 60.0  # the stand-in never reads the timeouts: only the deadline ends it
+        await w.enqueue()
+        started = w.clock.monotonic()
+        report = await w.dispatcher.drain()
+        assert report.retried == 1
+        assert w.clock.monotonic() - started == pytest.approx(6.0)
+        [attempt] = w.of(Attempted)
+        assert attempt.outcome is ErrorCode.TIMEOUT
+        assert timedelta(seconds=6.0 + 5.0) <= w.dispatcher.lease
+
+    simulate(body, settings=settings)
 
 
 def test_attempted_events_carry_status_outcome_and_duration() -> None:

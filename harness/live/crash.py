@@ -44,7 +44,7 @@ from harness.live.stack import Stack, StackConfig, make_tenants
 from harness.outputs import write_text_atomic
 from harness.verdict import InvariantResult
 from reliability.clock import Clock, SystemClock
-from reliability.config import DEFAULT_ROUTES
+from reliability.config import DEFAULT_ROUTES, Settings
 
 __all__ = [
     "CRASH_SCHEMA",
@@ -228,7 +228,7 @@ async def run_crash(
         seen = await _drive(config, stack, sender, clock, say)
     finally:
         await stack.aclose()
-    invariants = _verdicts(seen, sender, settings.n8n_max_concurrency)
+    invariants = _verdicts(seen, sender, _in_flight_per_process(settings))
     passed = all(i.passed for i in invariants) and len(seen.kills) == config.kills
     results = _results(config, faults, started, seen, sender, invariants, passed)
     results_path = config.out_dir / "crash-results.json"
@@ -252,6 +252,13 @@ async def _drive(
     with OutboxView(stack).connect() as conn:
         snap = read_snapshot(conn)
     return _Seen(kills, drain, journal, snap)
+
+
+def _in_flight_per_process(settings: Settings) -> int:
+    """The most calls one process can have in flight, hence repeat after a kill: every tenant's
+    limit, each clamped to `N8N_MAX_CONCURRENCY` (a clamp per tenant, not a cap on the sum)."""
+    clamp = settings.n8n_max_concurrency
+    return sum(min(settings.tenant(t).concurrency_limit, clamp) for t in settings.tenants)
 
 
 def _verdicts(seen: _Seen, sender: _Sender, max_concurrency: int) -> list[InvariantResult]:

@@ -29,6 +29,7 @@ from reliability.store.base import (
     DlqEntry,
     DlqFilter,
     DlqPage,
+    FleetSlots,
     InvalidInput,
     LedgerRow,
     NewDelivery,
@@ -54,6 +55,7 @@ __all__ = [
     "DlqEntry",
     "DlqFilter",
     "DlqPage",
+    "FleetSlots",
     "InvalidInput",
     "LedgerRow",
     "NewDelivery",
@@ -154,6 +156,9 @@ def open_postgres(
         timeout=pool_timeout,
         kwargs={"autocommit": True, "application_name": application_name},
         configure=configure,
+        # A connection PostgreSQL terminated (a restart, pg_terminate_backend, a network blip)
+        # is found and replaced before it is handed out, not when a write after a 2xx fails.
+        check=AsyncConnectionPool.check_connection,
         open=False,
         name=f"reliability-{schema or 'public'}",
     )

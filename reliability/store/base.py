@@ -27,6 +27,7 @@ __all__ = [
     "DlqEntry",
     "DlqFilter",
     "DlqPage",
+    "FleetSlots",
     "InvalidInput",
     "LedgerRow",
     "NewDelivery",
@@ -186,6 +187,26 @@ class DlqPage:
 
 DlqAlert = Callable[[str, int, int], None]
 """Called as `alert(tenant_id, depth, threshold)` when a tenant's DLQ depth reaches a threshold."""
+
+
+@runtime_checkable
+class FleetSlots(Protocol):
+    """Per-tenant concurrency slots shared by every process on one database (PostgreSQL).
+
+    A slot is a lease: held until released or until `until`, so a crashed holder's slots come
+    back by expiry. The embedded SQLite store has none: it serves one process, whose in-process
+    limiter is exact.
+    """
+
+    async def slot_acquire(
+        self, tenant_id: str, limit: int, *, now: datetime, until: datetime
+    ) -> str | None:
+        """One of the tenant's `limit` slots until `until` (a token), or None if all are held."""
+        ...
+
+    async def slot_release(self, tenant_id: str, token: str) -> None:
+        """Free the slot `token` holds (nothing if it expired and was taken since)."""
+        ...
 
 
 @runtime_checkable

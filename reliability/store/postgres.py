@@ -202,6 +202,27 @@ WITH gone AS (
 DELETE FROM outbox AS o USING gone WHERE o.id = gone.id
 """
 
+_ENSURE_SLOTS = """
+INSERT INTO tenant_slots (tenant_id, slot)
+SELECT %(tenant)s, g FROM generate_series(0, %(limit)s - 1) AS g ON CONFLICT DO NOTHING
+"""
+
+_TAKE_SLOT = """
+WITH free AS (
+    SELECT slot FROM tenant_slots
+    WHERE tenant_id = %(tenant)s AND slot < %(limit)s AND expires_at <= %(now)s
+    ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED
+)
+UPDATE tenant_slots AS s SET token = %(token)s, expires_at = %(until)s
+FROM free WHERE s.tenant_id = %(tenant)s AND s.slot = free.slot
+RETURNING s.slot
+"""
+
+_FREE_SLOT = """
+UPDATE tenant_slots SET token = NULL, expires_at = '-infinity'
+WHERE tenant_id = %(tenant)s AND token = %(token)s
+"""
+
 
 class PostgresStore:
     """`Store` and `StoreInspector` on PostgreSQL. Build it with `open_store` or from a pool.
@@ -228,6 +249,7 @@ class PostgresStore:
         self._dlq_alert = dlq_alert
         self._dlq_alert_threshold = dlq_alert_threshold
         self._purge_batch = c.limit(purge_batch, "purge_batch")
+        self._slots_made: set[tuple[str, int]] = set()
         self._opened = False
         self._closed = False
 
@@ -445,6 +467,30 @@ class PostgresStore:
 
     async def purge_done(self, *, older_than: datetime) -> int:
         return await self._purge(_PURGE_DONE, {"cutoff": c.utc(older_than, "older_than")})
+
+    # -- fleet-wide tenant slots (FleetSlots) -------------------------------------------------
+
+    async def slot_acquire(
+        self, tenant_id: str, limit: int, *, now: datetime, until: datetime
+    ) -> str | None:
+        """One of the tenant's `limit` slots until `until` (a token for `slot_release`), or None
+        when all are held. One statement when a slot is free; the slot rows are made once per
+        (tenant, limit) and handle."""
+        if (tenant_id, limit) not in self._slots_made:
+            await self._count(_ENSURE_SLOTS, {"tenant": tenant_id, "limit": c.limit(limit)})
+            self._slots_made.add((tenant_id, limit))
+        token = c.new_id(self._ids)
+        params = {
+            "tenant": tenant_id,
+            "limit": limit,
+            "now": c.utc(now, "now"),
+            "until": c.utc(until, "until"),
+            "token": token,
+        }
+        return token if await self._one(_TAKE_SLOT, params) is not None else None
+
+    async def slot_release(self, tenant_id: str, token: str) -> None:
+        await self._count(_FREE_SLOT, {"tenant": tenant_id, "token": token})
 
     # -- dead-letter queue ---------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from service_support import LiveServer, N8nStandIn
+from service_support import LiveServer, ManualClock, N8nStandIn, Service
 from starlette.applications import Starlette
 
 from harness.testing.postgres import PgDatabase, pg_database, pg_url
@@ -70,3 +70,23 @@ def live_server() -> Iterator[Callable[..., LiveServer]]:
     finally:
         for server in started:
             server.stop()
+
+
+@pytest.fixture
+async def make_service(pg_database: PgDatabase) -> Any:
+    made: list[Service] = []
+
+    async def make(
+        settings: Settings, n8n: N8nStandIn, clock: ManualClock | None = None
+    ) -> Service:
+        store = pg_database.open_store(max_size=4)
+        await store.migrate()
+        clock = clock or ManualClock()
+        app = create_app(settings, store, clock, transport=n8n.transport, instance=f"i{len(made)}")
+        service = Service(app, store, clock)
+        made.append(service)
+        return service
+
+    yield make
+    for service in made:
+        await service.close()

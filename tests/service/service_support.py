@@ -18,6 +18,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from reliability.config import Settings, TenantConfig
+from reliability.store.postgres import PostgresStore
 
 CRON = "cron-secret-42"
 ADMIN = "admin-token-7"
@@ -163,3 +164,27 @@ class ManualClock:
     async def sleep(self, seconds: float) -> None:
         self.advance(max(0.0, seconds))
         await asyncio.sleep(0)
+
+
+class Service:
+    """An app on the test's schema, a client on it, its store and its clock."""
+
+    def __init__(self, app: Starlette, store: PostgresStore, clock: ManualClock) -> None:
+        self.app = app
+        self.store = store
+        self.clock = clock
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://service.test"
+        )
+
+    async def post_event(self, body: bytes, tenant: str = "acme") -> httpx.Response:
+        return await self.client.post(
+            f"/api/stripe/webhook/{tenant}",
+            content=body,
+            headers={"stripe-signature": stripe_header(body), "content-type": "application/json"},
+        )
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        await self.app.state.service.dispatcher.aclose()
+        await self.store.close()

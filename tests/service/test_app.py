@@ -14,66 +14,21 @@ from service_support import (
     CRON,
     ManualClock,
     N8nStandIn,
+    Service,
     event_body,
     make_settings,
     stripe_header,
 )
-from starlette.applications import Starlette
 
 from harness.testing.postgres import PgDatabase
 from reliability.app import create_app
 from reliability.config import Settings
 from reliability.intake import Intake
 from reliability.openapi import ERROR_CODES, openapi_document
-from reliability.store.postgres import PostgresStore
 
 pytestmark = pytest.mark.postgres
 
 AUTH = {"authorization": f"Bearer {ADMIN}"}
-
-
-class Service:
-    """An app on the test's schema, a client on it, its store and its clock."""
-
-    def __init__(self, app: Starlette, store: PostgresStore, clock: ManualClock) -> None:
-        self.app = app
-        self.store = store
-        self.clock = clock
-        self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://service.test"
-        )
-
-    async def post_event(self, body: bytes, tenant: str = "acme") -> httpx.Response:
-        return await self.client.post(
-            f"/api/stripe/webhook/{tenant}",
-            content=body,
-            headers={"stripe-signature": stripe_header(body), "content-type": "application/json"},
-        )
-
-    async def close(self) -> None:
-        await self.client.aclose()
-        await self.app.state.service.dispatcher.aclose()
-        await self.store.close()
-
-
-@pytest.fixture
-async def make_service(pg_database: PgDatabase) -> Any:
-    made: list[Service] = []
-
-    async def make(
-        settings: Settings, n8n: N8nStandIn, clock: ManualClock | None = None
-    ) -> Service:
-        store = pg_database.open_store(max_size=4)
-        await store.migrate()
-        clock = clock or ManualClock()
-        app = create_app(settings, store, clock, transport=n8n.transport, instance=f"i{len(made)}")
-        service = Service(app, store, clock)
-        made.append(service)
-        return service
-
-    yield make
-    for service in made:
-        await service.close()
 
 
 async def test_event_is_answered_then_delivered_once(make_service: Any) -> None:

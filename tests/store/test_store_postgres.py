@@ -185,6 +185,29 @@ async def test_4_concurrent_purges_remove_each_expired_row_once(
     )
 
 
+async def test_4_concurrent_outbox_purges_remove_each_old_done_row_once(
+    pg_database: PgDatabase, stores: Callable[..., PostgresStore]
+) -> None:
+    purgers = [stores(purge_batch=100) for _ in range(4)]
+    await purgers[0].migrate()
+    conn = await aconnect(pg_database)
+    async with conn:
+        # 3000 rows done long ago, 400 done recently, 100 not done: only the first are purged.
+        await conn.execute(
+            "INSERT INTO outbox (id, tenant_id, workflow, payload, idempotency_key,"
+            " next_attempt_at, created_at, done_at) SELECT gen_random_uuid(), 't', 'wf',"
+            " '{}'::jsonb, 'k' || g, %(t)s, %(t)s, CASE WHEN g <= 3000 THEN %(t)s"
+            " WHEN g <= 3400 THEN %(t)s + interval '2 hours' END"
+            " FROM generate_series(1, 3500) AS g",
+            {"t": T0},
+        )
+    cutoff = T0 + timedelta(hours=1)
+    counts = await asyncio.gather(*(p.purge_done(older_than=cutoff) for p in purgers))
+    assert sum(counts) == 3000
+    assert await scalar(pg_database, "SELECT count(*) FROM outbox") == 500
+    assert await scalar(pg_database, "SELECT count(*) FROM outbox WHERE done_at IS NULL") == 100
+
+
 async def test_two_concurrent_manual_retries_of_one_entry_one_wins(
     pg_database: PgDatabase, stores: Callable[..., PostgresStore]
 ) -> None:
@@ -276,7 +299,7 @@ async def test_migrations_run_concurrently_from_two_processes_worth_of_pools(
     try:
         await asyncio.gather(a.migrate(), b.migrate(), c.migrate())
         versions = await a.applied_migrations()
-        assert versions == [1, 2, 3, 4]
+        assert versions == [1, 2, 3, 4, 5, 6]
         await b.migrate()
         assert await b.applied_migrations() == versions
         conn = await psycopg.AsyncConnection.connect(pg_database.url, autocommit=True)
@@ -353,3 +376,32 @@ async def test_open_store_routes_postgres_urls(pg_database: PgDatabase) -> None:
         assert store.schema == pg_database.schema
     finally:
         await store.close()
+
+
+async def test_fleet_slots_hold_a_tenant_limit_across_stores_and_expire(
+    stores: Callable[..., PostgresStore],
+) -> None:
+    a, b = stores(), stores()
+    await a.migrate()
+    until = T0 + LEASE
+    # Three handles (processes) race for a limit of 2: exactly two win.
+    got = await asyncio.gather(
+        *(s.slot_acquire("t", 2, now=T0, until=until) for s in (a, b, stores()))
+    )
+    held = [g for g in got if g is not None]
+    assert len(held) == 2
+    assert await a.slot_acquire("t", 2, now=T0, until=until) is None
+    # Another tenant has slots of its own.
+    assert await b.slot_acquire("u", 1, now=T0, until=until) is not None
+    # A released slot is free at once; a crashed holder's slot once its lease has passed.
+    await a.slot_release("t", held[0])
+    again = await b.slot_acquire("t", 2, now=T0, until=until)
+    assert again is not None
+    assert await a.slot_acquire("t", 2, now=until - S, until=until + LEASE) is None
+    later = until + LEASE
+    assert await a.slot_acquire("t", 2, now=until, until=later) is not None
+    assert await b.slot_acquire("t", 2, now=until, until=later) is not None
+    # Stale releases (their slots expired and were taken since) free nothing.
+    await a.slot_release("t", held[1])
+    await a.slot_release("t", again)
+    assert await b.slot_acquire("t", 2, now=until, until=later) is None

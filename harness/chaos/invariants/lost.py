@@ -1,5 +1,6 @@
 """nothing_lost: every delivery an intake accepted is, at every snapshot, delivered, pending or
-in the DLQ (or dead-lettered and past its TTL); every 2xx answer belongs to an accepted event."""
+in the DLQ (or dead-lettered and past its TTL, or delivered and past the outbox retention);
+every 2xx answer belongs to an accepted event."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from harness.chaos.invariants._base import EPS, Findings, Violation
 from harness.sim import SimRun
+from reliability.events import Delivered
 
 __all__ = ["check_nothing_lost"]
 
@@ -19,6 +21,10 @@ def check_nothing_lost(run: SimRun, params: Mapping[str, Any]) -> Findings:
     for entry in r.dlq_entries.values():
         at = r.seconds(entry.expires_at)
         expiry[entry.idempotency_key] = max(at, expiry.get(entry.idempotency_key, 0.0))
+    retention = r.settings.reliability_outbox_retention_hours * 3600
+    purgeable = {
+        ev.idempotency_key: t + retention for t, _, ev in r.events if isinstance(ev, Delivered)
+    }
     keys = list(r.accepted_keys.items())
     for cp in r.checkpoints:
         for key, (tenant, event_id, t_acc) in keys[: cp.accepted]:
@@ -27,6 +33,8 @@ def check_nothing_lost(run: SimRun, params: Mapping[str, Any]) -> Findings:
                 continue
             if key in expiry and expiry[key] <= cp.t + EPS:
                 continue  # dead-lettered and past its TTL: gone by design
+            if key in purgeable and purgeable[key] <= cp.t + EPS:
+                continue  # delivered and past the outbox retention: purged by design
             out.fail(
                 Violation(
                     f"delivery {key} accepted at t={t_acc:.3f} is neither delivered, pending nor "
