@@ -27,6 +27,7 @@ from harness.sim import Hooks, Progress, SimRun, simulate
 from harness.sim.scenario import Scenario
 from harness.verdict import InvariantResult
 from reliability.backoff import Strategy
+from reliability.redact import Redactor
 
 __all__ = [
     "SCHEMA",
@@ -379,13 +380,17 @@ def write_json(path: str | Path, document: Mapping[str, Any]) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(target.suffix + ".tmp")
-    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = json.dumps(Redactor().value(dict(document)), indent=2, ensure_ascii=False)
+    tmp.write_text(text + "\n", encoding="utf-8")
     tmp.replace(target)
 
 
 def write_junit(path: str | Path, scenarios: Sequence[ScenarioOutcome | Mapping[str, Any]]) -> None:
     """One testsuite, one testcase per (scenario, invariant); a broken one is a <failure>."""
-    docs = [s.to_json() if isinstance(s, ScenarioOutcome) else s for s in scenarios]
+    redact = Redactor()
+    docs = [
+        redact.value(s.to_json() if isinstance(s, ScenarioOutcome) else dict(s)) for s in scenarios
+    ]
     cases = [(d, i) for d in docs for i in d["invariants"]]
     failures = sum(1 for _, i in cases if not i["passed"])
     suite = ET.Element(

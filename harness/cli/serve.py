@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.cli.exits import BAD_INPUT, INTERNAL, INTERRUPTED, OK, require
 from reliability.config import ConfigError, Settings, load_settings, parse_dotenv
+from reliability.redact import redact
 from reliability.store import StoreError, open_store
 
 if TYPE_CHECKING:
@@ -147,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         if configured and args.data_dir is not None:
             raise ConfigError("--data-dir", "command line", "is for the embedded server only")
     except ConfigError as exc:
-        print(f"reliability-harness serve: config error: {exc}", file=sys.stderr)
+        print(f"reliability-harness serve: config error: {redact(str(exc))}", file=sys.stderr)
         return BAD_INPUT
     received: list[int] = []
     with _store_url(settings, configured, args.data_dir) as settings:
@@ -170,7 +171,7 @@ def _serve(
     try:
         asyncio.run(_migrate(settings.reliability_database_url))
     except (StoreError, OSError) as exc:
-        print(f"reliability-harness serve: store error: {exc}", file=sys.stderr)
+        print(f"reliability-harness serve: store error: {redact(str(exc))}", file=sys.stderr)
         return INTERNAL
     if not settings.cron_secret:
         print("reliability-harness serve: warning: CRON_SECRET is not set", file=sys.stderr)

@@ -44,6 +44,7 @@ from harness.live.stack import Stack, StackConfig, make_tenants
 from harness.verdict import InvariantResult
 from reliability.clock import Clock, SystemClock
 from reliability.config import DEFAULT_ROUTES
+from reliability.redact import Redactor
 
 __all__ = [
     "CRASH_SCHEMA",
@@ -231,7 +232,9 @@ async def run_crash(
     passed = all(i.passed for i in invariants) and len(seen.kills) == config.kills
     results = _results(config, faults, started, seen, sender, invariants, passed)
     results_path = config.out_dir / "crash-results.json"
-    results_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    results_path.write_text(
+        json.dumps(Redactor().value(results), indent=2) + "\n", encoding="utf-8"
+    )
     return CrashOutcome(passed, results_path, _table(seen.kills, invariants))
 
 

@@ -51,6 +51,7 @@ from harness.live.thresholds import Thresholds, evaluate_thresholds
 from harness.verdict import InvariantResult
 from reliability.clock import Clock, SystemClock
 from reliability.config import DEFAULT_ROUTES, Settings
+from reliability.redact import Redactor
 
 __all__ = [
     "DEFAULT_LOCUSTFILE",
@@ -428,7 +429,7 @@ def _conclude(config: LoadConfig, seen: _Observed, started: datetime) -> LoadOut
     }
     results_path = out / "results.json"
     tmp = results_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(Redactor().value(results), indent=2) + "\n", encoding="utf-8")
     tmp.replace(results_path)
     table = render_table(stats, threshold_results, seen.invariants)
     return LoadOutcome(passed, results_path, table)

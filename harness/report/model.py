@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from reliability.redact import Redactor
+
 __all__ = [
     "CHAOS_SCHEMA",
     "LOAD_SCHEMA",
@@ -373,7 +375,8 @@ def load_results(path: Path) -> ChaosResults | LoadResults:
     if not text.strip():
         raise ResultsError(f"{file}: empty file (an interrupted run?)")
     try:
-        doc: JSONValue = json.loads(text)
+        # Results written before redaction existed may hold a secret: no report repeats it.
+        doc: JSONValue = Redactor().value(json.loads(text))
     except json.JSONDecodeError as exc:
         truncated = " (the file looks truncated)" if exc.pos >= len(text.rstrip()) else ""
         raise ResultsError(
