@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.cli.exits import BAD_INPUT, INTERNAL, INTERRUPTED, OK, require
-from reliability.config import ConfigError, Settings, load_settings, parse_dotenv
+from reliability.config import (
+    ConfigError,
+    Settings,
+    foreign_variables,
+    foreign_warning,
+    load_settings,
+    parse_dotenv,
+)
 from reliability.redact import redact
 from reliability.store import StoreError, open_store
 
@@ -72,8 +79,16 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _settings(env_file: str | None, tenants: str | None, database_url: str | None) -> Settings:
-    settings = load_settings(os.environ, dotenv=env_file, tenants_file=tenants)
+def _settings(
+    env_file: str | None,
+    tenants: str | None,
+    database_url: str | None,
+    *,
+    explicit_env_file: bool = True,
+) -> Settings:
+    settings = load_settings(
+        os.environ, dotenv=env_file, tenants_file=tenants, strict_dotenv=explicit_env_file
+    )
     if database_url:
         settings = replace(settings, reliability_database_url=database_url)
     return settings
@@ -104,7 +119,7 @@ def _build(settings: Settings) -> Starlette:
 def app_from_environment() -> Starlette:
     """The uvicorn factory of worker processes: the same config, read again from the env."""
     env_file = os.environ.get(_ENV_FILE_VAR) or None
-    return _build(_settings(env_file, None, None))
+    return _build(_settings(env_file, None, None, explicit_env_file=False))
 
 
 def _url_configured(explicit: str | None, env_file: str | None) -> bool:
@@ -143,13 +158,17 @@ def run(args: argparse.Namespace) -> int:
             )
         if not 0 <= args.port <= 65535:
             raise ConfigError("--port", "command line", f"must be in 0..65535, got {args.port}")
-        settings = _settings(env_file, args.tenants, args.database_url)
+        explicit = args.env_file is not None
+        settings = _settings(env_file, args.tenants, args.database_url, explicit_env_file=explicit)
         configured = _url_configured(args.database_url, env_file)
         if configured and args.data_dir is not None:
             raise ConfigError("--data-dir", "command line", "is for the embedded server only")
     except ConfigError as exc:
         print(f"reliability-harness serve: config error: {redact(str(exc))}", file=sys.stderr)
         return BAD_INPUT
+    warning = foreign_warning(foreign_variables(os.environ))
+    if warning is not None:
+        print(f"reliability-harness serve: warning: {warning}", file=sys.stderr)
     received: list[int] = []
     with _store_url(settings, configured, args.data_dir) as settings:
         code = _serve(args, settings, env_file, received)
