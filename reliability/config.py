@@ -533,6 +533,7 @@ _TENANT_KEYS = {
     "stripe_webhook_secrets",
 }
 _RETRY_KEYS = {"max_retries", "base_delay_ms", "max_delay_ms"}
+_THRESHOLD = "N8N_CIRCUIT_BREAKER_THRESHOLD"
 
 
 def load_tenants(path: str | Path, settings: Settings) -> dict[str, TenantConfig]:
@@ -572,28 +573,23 @@ def _parse_tenant(
         if key not in _TENANT_KEYS:
             raise fail(key, "unknown key")
     tenant_id = item.get("tenant_id")
-    if not isinstance(tenant_id, str):
-        raise fail("tenant_id", "must be a string")
-    problem = tenant_id_problem(tenant_id)
+    problem = tenant_id_problem(tenant_id) if isinstance(tenant_id, str) else "must be a string"
     if problem is not None:
         raise fail("tenant_id", problem)
+    assert isinstance(tenant_id, str)
 
     def number(key: str, value: Any, *, whole: bool) -> int | float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise fail(key, f"must be a number, got {value!r}")
-        if not math.isfinite(value) or (whole and value != int(value)):
-            raise fail(key, f"must be a whole number, got {value!r}")
-        return int(value) if whole else float(value)
+        return _tenant_number(fail, key, value, whole=whole)
 
     def optional_int(key: str, value: Any, minimum: int, global_key: str = "") -> int | None:
         if value is None:
             return None
         n = int(number(key, value, whole=True))
-        if n < minimum:
-            raise fail(key, f"must be at least {minimum}, got {n}")
         problem = _range_problem(global_key, n) if global_key else None
-        if problem is not None:
-            raise fail(key, problem)
+        if n < minimum or problem is not None:
+            raise fail(
+                key, problem if n >= minimum and problem else f"must be at least {minimum}, got {n}"
+            )
         return n
 
     concurrency = optional_int("concurrency_limit", item.get("concurrency_limit"), 1)
@@ -602,12 +598,8 @@ def _parse_tenant(
             "concurrency_limit",
             f"{concurrency} exceeds N8N_MAX_CONCURRENCY ({settings.n8n_max_concurrency})",
         )
-    threshold = optional_int(
-        "circuit_breaker_threshold",
-        item.get("circuit_breaker_threshold"),
-        1,
-        "N8N_CIRCUIT_BREAKER_THRESHOLD",
-    )
+    threshold_raw = item.get("circuit_breaker_threshold")
+    threshold = optional_int("circuit_breaker_threshold", threshold_raw, 1, _THRESHOLD)
 
     retry = item.get("retry_policy", {})
     if not isinstance(retry, dict):
@@ -637,18 +629,12 @@ def _parse_tenant(
     if ttl is not None and (problem := _range_problem("N8N_DLQ_TTL_HOURS", ttl)) is not None:
         raise fail("dlq_ttl_hours", problem)
 
-    secrets_raw = item.get("stripe_webhook_secrets", [])
-    if isinstance(secrets_raw, str):
-        secrets_raw = [secrets_raw]
-    if not isinstance(secrets_raw, list) or not all(
-        isinstance(s, str) and s and s.isascii() and s.isprintable() and " " not in s
-        for s in secrets_raw
-    ):
+    secrets = _signing_secrets(item.get("stripe_webhook_secrets", []))
+    if secrets is None:
         raise fail(
             "stripe_webhook_secrets",
             "must be a list of non-empty strings of printable ASCII without spaces (whsec_...)",
         )
-
     return TenantConfig(
         tenant_id=tenant_id,
         concurrency_limit=concurrency,
@@ -657,5 +643,26 @@ def _parse_tenant(
         base_delay_ms=base,
         max_delay_ms=cap,
         dlq_ttl_hours=ttl,
-        stripe_webhook_secrets=tuple(secrets_raw),
+        stripe_webhook_secrets=secrets,
     )
+
+
+def _tenant_number(
+    fail: Callable[[str, str], ConfigError], key: str, value: Any, *, whole: bool
+) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise fail(key, f"must be a number, got {value!r}")
+    if not math.isfinite(value) or (whole and value != int(value)):
+        raise fail(key, f"must be a whole number, got {value!r}")
+    return int(value) if whole else float(value)
+
+
+def _signing_secrets(raw: Any) -> tuple[str, ...] | None:
+    """The secrets (one string or a list), or None when one is not a usable secret."""
+    values = [raw] if isinstance(raw, str) else raw
+    if not isinstance(values, list) or not all(
+        isinstance(s, str) and s and s.isascii() and s.isprintable() and " " not in s
+        for s in values
+    ):
+        return None
+    return tuple(values)
