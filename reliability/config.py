@@ -578,13 +578,10 @@ def _parse_tenant(
         raise fail("tenant_id", problem)
     assert isinstance(tenant_id, str)
 
-    def number(key: str, value: Any, *, whole: bool) -> int | float:
-        return _tenant_number(fail, key, value, whole=whole)
-
     def optional_int(key: str, value: Any, minimum: int, global_key: str = "") -> int | None:
         if value is None:
             return None
-        n = int(number(key, value, whole=True))
+        n = int(_tenant_number(fail, key, value, whole=True))
         problem = _range_problem(global_key, n) if global_key else None
         if n < minimum or problem is not None:
             raise fail(
@@ -625,7 +622,7 @@ def _parse_tenant(
         )
 
     ttl_raw = item.get("dlq_ttl_hours")
-    ttl = None if ttl_raw is None else float(number("dlq_ttl_hours", ttl_raw, whole=False))
+    ttl = None if ttl_raw is None else _tenant_number(fail, "dlq_ttl_hours", ttl_raw, whole=False)
     if ttl is not None and (problem := _range_problem("N8N_DLQ_TTL_HOURS", ttl)) is not None:
         raise fail("dlq_ttl_hours", problem)
 
