@@ -154,6 +154,11 @@ class Settings:
     reliability_admin_token: str = ""
     reliability_body_limit_bytes: int = 1024 * 1024
     reliability_lease_margin_ms: int = 30_000
+    reliability_header_timeout_ms: int = 10_000
+    reliability_body_timeout_ms: int = 30_000
+    reliability_max_connections: int = 0
+    """0: derived from the file-descriptor limit when the server starts."""
+    reliability_reveal_unknown_tenant: bool = False
     n8n_routes: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_ROUTES))
     tenants: Mapping[str, TenantConfig] = field(default_factory=dict)
 
@@ -295,6 +300,10 @@ _ENV_FIELDS: dict[str, _Parser] = {
     "RELIABILITY_ADMIN_TOKEN": str,
     "RELIABILITY_BODY_LIMIT_BYTES": _int,
     "RELIABILITY_LEASE_MARGIN_MS": _int,
+    "RELIABILITY_HEADER_TIMEOUT_MS": _int,
+    "RELIABILITY_BODY_TIMEOUT_MS": _int,
+    "RELIABILITY_MAX_CONNECTIONS": _int,
+    "RELIABILITY_REVEAL_UNKNOWN_TENANT": _bool,
     "N8N_ROUTES": _routes,
 }
 
@@ -471,6 +480,9 @@ RANGES: Mapping[str, tuple[float, float, str]] = {
     "N8N_DLQ_ALERT_THRESHOLD": (1, 100_000_000, ""),
     "RELIABILITY_BODY_LIMIT_BYTES": (1, 64 * 1024 * 1024, " bytes"),
     "RELIABILITY_LEASE_MARGIN_MS": (1, _HOUR_MS, " ms"),
+    "RELIABILITY_HEADER_TIMEOUT_MS": (100, 10 * _MINUTE_MS, " ms"),
+    "RELIABILITY_BODY_TIMEOUT_MS": (100, 10 * _MINUTE_MS, " ms"),
+    "RELIABILITY_MAX_CONNECTIONS": (0, 1_000_000, ""),
 }
 """Every number setting's inclusive range (and unit): beyond it a later timer, timedelta or
 allocation would fail, so the value is refused at load time. Tenant overrides share the ranges of
