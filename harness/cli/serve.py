@@ -109,8 +109,21 @@ async def _migrate(url: str) -> None:
         await store.close()
 
 
+def _guard(settings: Settings) -> int:
+    """Configure this process's connection guard; the connection cap it applies."""
+    from reliability.server import GuardedHttpProtocol, connection_cap, fd_soft_limit
+
+    cap = connection_cap(fd_soft_limit(), settings.reliability_max_connections)
+    GuardedHttpProtocol.configure(
+        header_timeout=settings.reliability_header_timeout_ms / 1000, max_connections=cap
+    )
+    return cap
+
+
 def _build(settings: Settings) -> Starlette:
     from reliability.app import create_app
+
+    _guard(settings)  # here, so that every worker process configures its own
 
     store = open_store(settings.reliability_database_url, max_size=16)
     return create_app(settings, store, close_store=True)
@@ -200,6 +213,8 @@ def _serve(
             "the DLQ admin API answers 503",
             file=sys.stderr,
         )
+    from reliability.server import GuardedHttpProtocol
+
     log_config = uvicorn_log_config(secrets=_secrets(settings), level=args.log_level)
     common: dict[str, Any] = {
         "host": args.host,
@@ -208,7 +223,15 @@ def _serve(
         "access_log": not args.no_access_log,
         "proxy_headers": False,
         "server_header": False,
+        "http": GuardedHttpProtocol,
+        "timeout_keep_alive": 5,
     }
+    print(
+        f"reliability-harness serve: at most {_guard(settings)} open connections per process, "
+        f"request headers within {settings.reliability_header_timeout_ms} ms, bodies within "
+        f"{settings.reliability_body_timeout_ms} ms",
+        file=sys.stderr,
+    )
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again for the
     # handler it found: remember it (instead of dying on it), so the embedded server is
     # stopped too and the exit code says "interrupted".
