@@ -46,7 +46,7 @@ def _start(port: int, fd_limit: int, workdir: Path) -> subprocess.Popen[bytes]:
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (fd_limit, fd_limit))
 
-    return subprocess.Popen(
+    return subprocess.Popen(  # noqa: S603 (our own command)
         argv,
         cwd=workdir,
         env=env,
