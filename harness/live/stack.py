@@ -247,7 +247,7 @@ class Stack:
             probe = Path(tmp) / "tenants.json"
             probe.write_text(json.dumps(self.tenants_json()), encoding="utf-8")
             try:
-                return load_settings(self.service_env(), tenants_file=probe)
+                return load_settings(self.service_env(), tenants_file=probe, strict_environ=True)
             except ConfigError as exc:
                 raise StackError(f"service settings: {exc}") from None
 
