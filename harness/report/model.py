@@ -366,7 +366,7 @@ def resolve_results_path(path: Path) -> Path:
 
 
 def load_results(path: Path) -> ChaosResults | LoadResults:
-    """Read and validate one results file (or directory holding `results.json`)."""
+    """Read, redact and validate one results file (or a directory holding `results.json`)."""
     file = resolve_results_path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -375,7 +375,6 @@ def load_results(path: Path) -> ChaosResults | LoadResults:
     if not text.strip():
         raise ResultsError(f"{file}: empty file (an interrupted run?)")
     try:
-        # Results written before redaction existed may hold a secret: no report repeats it.
         doc: JSONValue = Redactor().value(json.loads(text))
     except json.JSONDecodeError as exc:
         truncated = " (the file looks truncated)" if exc.pos >= len(text.rstrip()) else ""
