@@ -190,7 +190,7 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise LoadError(f"{what}: expected KEY=VALUE, got {item!r}")
+            raise LoadError(f"{what}: expected NAME=VALUE, got {item!r}")
         out[key.strip()] = value.strip()
     return out
 
