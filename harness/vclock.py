@@ -79,7 +79,7 @@ class _RealIOHold:
         self._loop = loop
 
     def __enter__(self) -> None:
-        self._loop._io_holds += 1
+        self._loop.begin_real_io()
 
     def __exit__(
         self,
@@ -87,10 +87,10 @@ class _RealIOHold:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._loop._io_holds -= 1
+        self._loop.end_real_io()
 
     async def __aenter__(self) -> None:
-        self._loop._io_holds += 1
+        self._loop.begin_real_io()
 
     async def __aexit__(
         self,
@@ -98,7 +98,7 @@ class _RealIOHold:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._loop._io_holds -= 1
+        self._loop.end_real_io()
 
 
 class _VirtualSelector(selectors.BaseSelector):
@@ -156,6 +156,7 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         self._io_holds = 0
         self._iterations = 0
         self._jumps = 0
+        self._watchers: tuple[Callable[[float], None], ...] = ()
         self._max_time = math.inf
         self._max_iterations = math.inf
         self.set_limits(max_time=max_time, max_iterations=max_iterations)
@@ -165,8 +166,39 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         selector.select_hook = self._virtual_select
 
     def time(self) -> float:
-        """The virtual time in seconds: 0.0 at creation, moved only by jumps to timers."""
+        """The virtual time in seconds: 0.0 at creation, moved by jumps to timers and `block`."""
         return self._now
+
+    def block(self, seconds: float) -> None:
+        """Let `seconds` of virtual time pass at once, as a call blocking the loop's thread for
+        that long would: nothing runs meanwhile, and timers that fell due run late, next.
+
+        For code that cannot yield, such as a sync HTTP client answered by a fake with latency:
+        time moves the way real blocking moves it, where waiting for real would stall the run.
+        """
+        if not _check_seconds(seconds, "seconds") >= 0:
+            raise ValueError(f"cannot block for a negative duration: {seconds!r}")
+        if self._now + seconds > self._max_time:
+            raise VirtualDeadlineExceeded(
+                self._describe(f"blocking {seconds:.6f}s passes max_time={self._max_time:.6f}s")
+            )
+        if seconds > 0:
+            self._now += seconds
+            self._moved()
+
+    def watch_time(self, watcher: Callable[[float], None]) -> Callable[[], None]:
+        """Call `watcher(t)` whenever virtual time moves (a jump or `block`), with the new time;
+        returns the function that stops watching. Used to keep a frozen wall in step."""
+        self._watchers = (*self._watchers, watcher)
+
+        def stop() -> None:
+            self._watchers = tuple(w for w in self._watchers if w is not watcher)
+
+        return stop
+
+    def _moved(self) -> None:
+        for watcher in self._watchers:
+            watcher(self._now)
 
     @property
     def iterations(self) -> int:
@@ -212,6 +244,13 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         I/O follows real completion order, which only the I/O itself can make deterministic.
         """
         return _RealIOHold(self)
+
+    def begin_real_io(self) -> None:
+        """Hold virtual time still until the matching `end_real_io` (what `real_io` does)."""
+        self._io_holds += 1
+
+    def end_real_io(self) -> None:
+        self._io_holds -= 1
 
     def run_in_executor(
         self,
@@ -270,6 +309,8 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         if when > self._now:
             self._now = when
             self._jumps += 1
+            if self._watchers:
+                self._moved()
         return []
 
     def _describe(self, what: str) -> str:
@@ -282,7 +323,7 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
             + "; ".join(shown)
         )
 
-    def _arm_shutdown_grace(self) -> None:
+    def arm_shutdown_grace(self) -> None:
         """After a guard tripped: let cancellation run, still bounded in iterations."""
         self._max_time = math.inf
         self._max_iterations = self._iterations + _SHUTDOWN_GRACE_ITERATIONS
@@ -316,14 +357,14 @@ class VirtualClock:
         return self._start
 
     def monotonic(self) -> float:
-        return self._loop._now
+        return self._loop.time()
 
     def elapsed(self) -> float:
         """Virtual seconds since the clock was made."""
-        return self._loop._now - self._origin
+        return self._loop.time() - self._origin
 
     def now(self) -> datetime:
-        return self._start + timedelta(seconds=self._loop._now - self._origin)
+        return self._start + timedelta(seconds=self._loop.time() - self._origin)
 
     async def sleep(self, seconds: float) -> None:
         if asyncio.get_running_loop() is not self._loop:
@@ -339,7 +380,7 @@ class VirtualClock:
         return self._loop.real_io()
 
     def __repr__(self) -> str:
-        return f"VirtualClock(t={self._loop._now:.6f}, now={self.now().isoformat()})"
+        return f"VirtualClock(t={self._loop.time():.6f}, now={self.now().isoformat()})"
 
 
 class ManualClock:
@@ -409,4 +450,4 @@ def run(
         try:
             return runner.run(_main())
         finally:
-            loop._arm_shutdown_grace()  # cancelling leftovers must not trip the guards again
+            loop.arm_shutdown_grace()  # cancelling leftovers must not trip the guards again

@@ -101,7 +101,7 @@ def test_the_dlq_ttl_scenario_holds() -> None:
 
 
 class _TtlBlindStore:
-    """A store whose reads ignore expiry (the bug DESIGN.md rules out)."""
+    """A store whose reads ignore expiry (the bug docs/design.md rules out)."""
 
     def __init__(self, inner: Store) -> None:
         self._inner = inner

@@ -94,29 +94,15 @@ def test_looks_secret_decodes_and_skips_file_names() -> None:
     assert not looks_secret("secretary")
 
 
-def _chaos_doc(command: str) -> dict[str, object]:
-    invariant = {
-        "name": "nothing_lost",
-        "passed": False,
-        "details": "lost one",
-        "counterexample": None,
-    }
-    scenario = {
-        "name": "s",
-        "command": command,
-        "invariants": [invariant],
-        "wall_seconds": 1.0,
-        "trace_hash": "h",
-        "seed": 1,
-    }
-    return {"schema": "x", "command": command, "scenarios": [scenario]}
-
-
 def test_results_writers_redact(tmp_path: Path) -> None:
+    fixture = Path(__file__).parent / "report" / "fixtures" / "chaos.json"
+    doc = json.loads(fixture.read_text(encoding="utf-8"))
     command = "reliability-harness chaos --database-url postgresql://u:pw-42@h/db --seed 1"
-    doc = _chaos_doc(command)
+    doc["command"] = command
+    for scenario in doc["scenarios"]:
+        scenario["command"] = command
     write_json(tmp_path / "results.json", doc)
-    write_junit(tmp_path / "junit.xml", doc["scenarios"])  # type: ignore[arg-type]
+    write_junit(tmp_path / "junit.xml", doc)
     for name in ("results.json", "junit.xml"):
         text = (tmp_path / name).read_text(encoding="utf-8")
         assert "pw-42" not in text

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -29,6 +30,7 @@ from reliability.config import (
     load_settings,
     parse_dotenv,
 )
+from reliability.logs import log_fields
 from reliability.redact import redact
 from reliability.store import StoreError, open_store
 
@@ -41,6 +43,7 @@ _ENV_FILE_VAR = "_RELIABILITY_SERVE_ENV_FILE"
 """Hands `--env-file` to worker processes (not an `N8N_`/`RELIABILITY_` setting on purpose)."""
 
 _URL_VAR = "RELIABILITY_DATABASE_URL"
+_log = logging.getLogger("reliability.dlq")
 
 
 def register(subparsers: Any) -> None:
@@ -120,12 +123,25 @@ def _guard(settings: Settings) -> int:
     return cap
 
 
+def _dlq_alert(tenant_id: str, depth: int, threshold: int) -> None:
+    """The service's DLQ alert: one WARNING line when a tenant's DLQ depth reaches
+    `N8N_DLQ_ALERT_THRESHOLD` (the store calls it once per crossing, after the commit)."""
+    _log.warning(
+        "dlq depth reached the alert threshold",
+        extra=log_fields(tenant_id=tenant_id, depth=depth, threshold=threshold),
+    )
+
+
 def _build(settings: Settings) -> Starlette:
     from reliability.app import create_app
 
     _guard(settings)  # here, so that every worker process configures its own
-
-    store = open_store(settings.reliability_database_url, max_size=16)
+    store = open_store(
+        settings.reliability_database_url,
+        max_size=16,
+        dlq_alert=_dlq_alert,
+        dlq_alert_threshold=settings.n8n_dlq_alert_threshold,
+    )
     return create_app(settings, store, close_store=True)
 
 

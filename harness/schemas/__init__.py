@@ -21,7 +21,7 @@ def _scenario() -> dict[str, Any]:
 
 
 def _faults() -> dict[str, Any]:
-    from harness.schemas.faults import faults_schema
+    from harness.fakes.fault_schema import faults_schema
 
     return faults_schema()
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from harness.schemas.build import (
+from harness.fakes.fault_schema import fault_profile_parts
+from harness.jsonschema import (
     Field,
     Schema,
     array,
@@ -24,7 +25,6 @@ from harness.schemas.build import (
     obj,
     string,
 )
-from harness.schemas.faults import fault_profile_parts
 from harness.sim.scenario_model import (
     DEFAULT_INVARIANTS,
     EVENT_TYPES,
@@ -151,10 +151,14 @@ SECTIONS: Final[Mapping[str, Mapping[str, Field]]] = {
         ),
     },
     "comparison": {
-        "kind": Field(enum(["herd", "replay"]), "What is compared", required=True),
+        "kind": Field(enum(["herd", "replay", "aws-occ"]), "What is compared", required=True),
         "strategies": Field(array(enum(STRATEGIES)), "herd: backoff strategies", list(STRATEGIES)),
         "budget": Field(array(boolean()), "herd: retry budget off/on", [False, True]),
         "bucket": Field(_POSITIVE, "herd: seconds per arrivals bucket", 1.0),
+        "clients": Field(
+            array(integer(minimum=1)), "aws-occ: client counts", [10, 50, 100, 150, 190]
+        ),
+        "runs": Field(integer(minimum=1), "aws-occ: runs averaged per point", 20),
     },
 }
 """Every section of a scenario file and its keys."""

@@ -12,7 +12,9 @@ sleeps on `virtual_clock` when the test uses that fixture, else on the real cloc
 `fake_n8n_server` is the same fake served by uvicorn on an ephemeral 127.0.0.1 port for the
 test's duration. `fake_stripe` builds, signs and delivers events. `faults` takes a mapping, a
 `FaultProfile` or a YAML/JSON path; `workflows` one or more export paths (default: the sample
-workflows with their header-auth credential, `DEFAULT_CREDENTIALS`).
+workflows with their header-auth credential, `DEFAULT_CREDENTIALS`). For code that makes its
+own httpx client, `fake_n8n_respx` (`harness.testing.respx_fixtures`) is the same fake through
+respx.
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ def test_html_shows_verdicts_seeds_commands_and_bounds(files: dict[str, str]) ->
     assert "reliability-harness chaos --scenario n8n-outage --seed 1" in text
     assert "entry dlq-7 visible 2 s after expires_at" in text
     assert '"expires_at": 5400.0' in text  # the counterexample
-    for strategy in ("none", "seed", "full", "equal", "decorrelated"):
+    for strategy in ("none", "additive", "full", "equal", "decorrelated"):
         assert f"Strategy {strategy}: 60 delays" in text
     assert "Breaker state per tenant" in text
     assert "t-002" in text
@@ -132,8 +132,8 @@ def test_findings_state_the_numbers_from_the_results(
     text = _text(section)
     assert "4,321 replayed events accepted and 77 legitimate events dropped" in text
     assert "fixed design: 0 replayed events accepted and 0 legitimate events dropped" in text
-    assert "worst first: peak arrivals per s: full 999, none 400, seed 380" in text
-    assert "total calls: equal 1,373, none 800, seed 760, decorrelated 633, full 555" in text
+    assert "worst first: peak arrivals per s: full 999, none 400, additive 380" in text
+    assert "total calls: equal 1,373, none 800, additive 760, decorrelated 633, full 555" in text
     assert "By total calls, this differs from the AWS" in text
     assert "secret === expected" in text
     assert "Authorization: Bearer" in text
@@ -215,7 +215,7 @@ def test_json_report_schema(files: dict[str, str]) -> None:
     scenario = data["chaos"][0]["scenarios"][0]
     assert {g["strategy"] for g in scenario["retry_delays"]} == {
         "none",
-        "seed",
+        "additive",
         "full",
         "equal",
         "decorrelated",
@@ -292,10 +292,10 @@ def test_replay_finding_reads_figures_when_no_table(
     finding = json.loads(_render([path])["report.json"])["findings"][0]
     assert finding["measured"] is True
     assert (
-        "seed design: 17 replayed events accepted and 9 legitimate events dropped"
-        in (finding["seed_design"])
+        "Step 06 design: 17 replayed events accepted and 9 legitimate events dropped"
+        in (finding["step06_design"])
     )
-    assert "fixed design: 0 replayed events accepted" in finding["seed_design"]
+    assert "fixed design: 0 replayed events accepted" in finding["step06_design"]
 
 
 def test_every_internal_link_has_a_target(files: dict[str, str], load_path: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 from harness.fakes.faults import CONNECTION_FAULTS
-from harness.schemas.build import (
+from harness.jsonschema import (
     Field,
     Schema,
     any_of,
