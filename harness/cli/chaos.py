@@ -305,15 +305,23 @@ def summary_table(scenarios: Sequence[Mapping[str, Any]]) -> str:
         f = d["figures"]
         comparison = d["comparison"]
         if comparison is not None and comparison["kind"] == "herd":
-            calls = sum(int(r[4]) for r in comparison["rows"])
-            peak = max(int(r[2]) for r in comparison["rows"])
-            delivered = sum(int(r[6]) for r in comparison["rows"])
-            dead = sum(int(r[7]) for r in comparison["rows"])
-        else:  # a model scenario (aws-occ) has none of these: 0
-            calls, peak = int(f.get("n8n_calls") or 0), int(f.get("peak_arrivals_per_s") or 0)
-            delivered, dead = int(f.get("delivered") or 0), int(f.get("dead_lettered") or 0)
+            counts = [
+                sum(int(r[4]) for r in comparison["rows"]),
+                max(int(r[2]) for r in comparison["rows"]),
+                sum(int(r[6]) for r in comparison["rows"]),
+                sum(int(r[7]) for r in comparison["rows"]),
+            ]
+        else:
+            counts = [
+                f.get(k) for k in ("n8n_calls", "peak_arrivals_per_s", "delivered", "dead_lettered")
+            ]
+        # A model scenario (aws-occ) runs no events through the service: "-", not 0.
+        calls, peak, delivered, dead = ("-" if v is None else str(int(v)) for v in counts)
+        events = f.get("events_generated")
+        if events is not None and comparison is not None and comparison["kind"] == "herd":
+            events *= len(comparison["rows"])  # every variant's run, like the sums beside it
         lines.append(
-            f"{d['name']:<20} {verdict:<12} {int(f.get('events_generated') or 0):>8} "
+            f"{d['name']:<20} {verdict:<12} {'-' if events is None else int(events):>8} "
             f"{delivered:>9} {dead:>6} {calls:>9} {peak:>6} "
             f"{float(d['simulated_seconds']) / 3600:>6.1f} {float(d['wall_seconds']):>7.1f}  "
             f"{d['trace_hash'][:16]}"

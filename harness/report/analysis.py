@@ -113,8 +113,8 @@ def chaos_command(c: ChaosResults) -> str:
 
 
 _WORDS: Final = {
-    "peak_arrivals_per_s": "peak arrivals at n8n per s (busiest whole second)",
-    "peak_retries_per_s": "peak retries per s (busiest whole second)",
+    "peak_arrivals_per_s": "peak arrivals at n8n per s (busiest 1 s)",
+    "peak_retries_per_s": "peak retries per s (busiest 1 s)",
     "n8n_calls": "calls to n8n",
     "time_until_all_delivered": "time until all delivered",
     "dead_lettered": "dead-lettered",
@@ -157,7 +157,9 @@ def figure_tables(
             continue
         if measure not in measures:
             measures.append(measure)
-        grid.setdefault(variant, {})[measure] = fmt_value(measure, v)
+        base, plus, option = variant.partition("+")  # herd labels: `full+budget`
+        label = f"{base}, {words(option)} on" if plus else variant
+        grid.setdefault(label, {})[measure] = fmt_value(measure, v)
     columns = ("variant", *(words(m) for m in measures))
     rows = [(var, *(cells.get(m, "") for m in measures)) for var, cells in grid.items()]
     return plain, columns, rows

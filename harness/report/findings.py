@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from harness.report.analysis import humanize, numeric_columns, row_label
+from harness.report.analysis import fmt_value, humanize, numeric_columns, row_label, words
 from harness.report.model import Cell, Comparison, Report, Scenario
 from harness.report.scales import fmt_num
 
@@ -70,14 +70,13 @@ def _find_scenario(report: Report, kind: str) -> tuple[Scenario, Comparison] | N
 
 
 def _source(s: Scenario) -> str:
-    return f"scenario {s.name}, seed {s.seed}" + (f": {s.command}" if s.command else "")
+    return f"scenario {s.name}, random seed {s.seed}" + (f": {s.command}" if s.command else "")
 
 
 def _row_metrics(comparison: Comparison, row: Sequence[Cell]) -> str:
     parts = [
-        f"{humanize(comparison.columns[i])} {fmt_num(v)}"
+        f"{words(comparison.columns[i])} {fmt_value(comparison.columns[i], _num(row[i]))}"
         for i in numeric_columns(comparison)
-        if (v := _num(row[i])) is not None
     ]
     return ", ".join(parts)
 
@@ -252,26 +251,17 @@ def _by_column(col: int) -> Callable[[Sequence[Cell]], tuple[float, str]]:
 
 
 def _study_sentence(c: Comparison, rows: Sequence[Sequence[Cell]]) -> str:
-    """Compare the ranking by total calls (else peak) with the AWS jitter study."""
+    """Without the producer's verdict: the ranking by total calls (else peak), stated as such;
+    no comparison with a study the table does not reproduce."""
     col = _first(_find_col(c, "calls"), _find_col(c, "peak"))
     if col is None:
         return ""
     value = {_name(r): _num(r[col]) for r in rows}
-    if not {"none", "full", "decorrelated"} <= {k for k, v in value.items() if v is not None}:
+    ranked = sorted((k for k, v in value.items() if v is not None), key=lambda k: (value[k], k))
+    if not ranked:
         return ""
-    ranked = sorted(value, key=lambda k: (-(value[k] or 0.0), k))
-    worst, best = ranked[0], set(ranked[-2:])
-    what = humanize(c.columns[col])
-    if worst == "none" and best == {"full", "decorrelated"}:
-        return (
-            f" By {what}, this matches the AWS 'Exponential Backoff And Jitter' study "
-            "(no jitter worst, full and decorrelated best)."
-        )
-    return (
-        f" By {what}, this differs from the AWS 'Exponential Backoff And Jitter' study (no "
-        f"jitter worst, full and decorrelated best): here {worst} is worst and "
-        f"{' and '.join(sorted(best))} best; see the herd scenario below."
-    )
+    order = " < ".join(f"{k} {fmt_num(value[k])}" for k in ranked)
+    return f" Ranked by {humanize(c.columns[col])}, fewest first: {order}."
 
 
 _SECRET_WORDS: Final = ("secret", "timing", "cron", "forbidden", "bearer")

@@ -1,6 +1,7 @@
 """The HTML report's building blocks: escaping, ids, verdict marks, tables and chart+table pairs.
 
-Every block returns well-formed (polyglot) markup as text; callers escape nothing themselves.
+Tables, pairs and verdict marks come from the macros of templates/blocks.html.j2 (Jinja2,
+autoescaped); every block returns well-formed (polyglot) markup as text.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from html import escape
 from typing import Final
 
-from harness.report import scales
+from harness.report import jinja, scales
 from harness.report.model import Invariant
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
 ]
 
 _MAX_TABLE_ROWS: Final = 60
+_SIDE_COLUMNS: Final = 6
 
 
 class Ids:
@@ -54,9 +56,7 @@ def esc(s: object) -> str:
 
 
 def verdict(passed: bool, yes: str = "held", no: str = "broken") -> str:
-    cls = "pass" if passed else "fail"
-    text = f"\u2714 {yes}" if passed else f"\u2718 {no}"
-    return f'<span class="{cls}">{text}</span>'
+    return str(jinja.block("mark")(passed, yes, no))
 
 
 def table(
@@ -68,39 +68,34 @@ def table(
     raw: bool = False,
     note: str = "",
 ) -> str:
-    """A table with a caption; the first cell of each row is its header. `raw` cells are HTML."""
-    out = [f"<table><caption>{esc(caption)}</caption><thead><tr>"]
-    out += [f'<th scope="col">{esc(c)}</th>' for c in columns]
-    out.append("</tr></thead><tbody>")
-    shown = rows[:_MAX_TABLE_ROWS]
-    for row in shown:
-        out.append("<tr>")
-        for i, cell in enumerate(row):
-            text = cell if raw else esc(cell)
-            if i == 0:
-                out.append(f'<th scope="row">{text}</th>')
-            else:
-                cls = ' class="num"' if i in numeric else ""
-                out.append(f"<td{cls}>{text}</td>")
-        out.append("</tr>")
-    if not rows:
-        out.append(f'<tr><td colspan="{len(columns)}">No data recorded.</td></tr>')
-    out.append("</tbody></table>")
-    if len(rows) > len(shown):
-        note = (
-            f"{len(rows) - len(shown)} more rows are not shown here; report.json holds them all. "
-            + note
+    """A table with a caption; the first cell of each row is its header. `raw` cells are HTML
+    (built by these blocks); every other cell is text, escaped by the template."""
+    shown = [
+        [jinja.Markup(c) if raw else scales.clean(c) for c in row] for row in rows[:_MAX_TABLE_ROWS]
+    ]
+    more = len(rows) - len(shown)
+    return str(
+        jinja.block("table")(
+            scales.clean(caption),
+            [scales.clean(c) for c in columns],
+            shown,
+            list(numeric),
+            scales.clean(note.strip()),
+            more,
         )
-    if note:
-        out.append(f'<p class="source">{esc(note.strip())}</p>')
-    return "".join(out)
+    )
 
 
 def pair(chart: str, table: str, caption: str) -> str:
-    return (
-        f'<figure class="pair"><div class="chart-box">{chart}'
-        f"<figcaption>{esc(caption)}</figcaption></div>"
-        f'<div class="data">{table}</div></figure>'
+    """A chart with its caption, and the table of its data beside it; a table wider than
+    `_SIDE_COLUMNS` columns goes under the chart instead, where it has the page's width."""
+    widest = max(
+        (t.split("</tr>")[0].count('scope="col"') for t in table.split("<table")), default=0
+    )
+    return str(
+        jinja.block("pair")(
+            jinja.Markup(chart), jinja.Markup(table), scales.clean(caption), widest > _SIDE_COLUMNS
+        )
     )
 
 
@@ -114,8 +109,7 @@ def fmt_cell(v: object) -> str:
 
 def md_code(text: str) -> str:
     """Escape, then render `backticked` spans as code."""
-    parts = esc(text).split("`")
-    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+    return str(jinja.md_code(text))
 
 
 def invariants_table(invs: Sequence[Invariant], caption: str) -> Iterator[str]:

@@ -7,7 +7,6 @@ of the input: coordinates are rounded to one decimal, ids come from the caller.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
@@ -214,12 +213,24 @@ def _axes(
     return out
 
 
+def _legend_rows(labels: Sequence[str]) -> list[tuple[int, int]]:
+    """(x, row) of each legend entry: entries as wide as their text, wrapped to the width."""
+    out: list[tuple[int, int]] = []
+    x, row = _ML, 0
+    for label in labels:
+        width = 40 + int(6.2 * len(label))
+        if x > _ML and x + width > _W - _MR:
+            x, row = _ML, row + 1
+        out.append((x, row))
+        x += max(width, 140)
+    return out
+
+
 def _legend(items: Sequence[tuple[str, str, str]], y: float) -> list[str]:
-    """(label, colour, dash) entries in a row under the plot; wraps after 4."""
+    """(label, colour, dash) entries in rows under the plot, each as wide as its text."""
     out = ['<g class="legend" font-size="11" font-family="sans-serif" fill="#222">']
-    for i, (label, colour, dash) in enumerate(items):
-        col, row = i % 4, i // 4
-        x = _ML + col * 140
+    places = _legend_rows([label for label, _, _ in items])
+    for (label, colour, dash), (x, row) in zip(items, places, strict=True):
         yy = y + row * 14
         d = f' stroke-dasharray="{dash}"' if dash else ""
         out.append(
@@ -231,8 +242,10 @@ def _legend(items: Sequence[tuple[str, str, str]], y: float) -> list[str]:
     return out
 
 
-def _legend_height(n: int) -> int:
-    return 0 if n <= 1 else 8 + 14 * math.ceil(n / 4)
+def _legend_height(labels: Sequence[str]) -> int:
+    if len(labels) <= 1:
+        return 0
+    return 8 + 14 * (1 + max(row for _, row in _legend_rows(labels)))
 
 
 def _empty(chart_id: str, title: str, desc: str, message: str) -> str:
@@ -270,7 +283,7 @@ def line_chart(
     xs = [p[0] for ln in drawn for p in ln.points] + [m.x for m in markers]
     ys = [p[1] for ln in drawn for p in ln.points]
     x_hi = max([*xs, x_end if x_end is not None else max(xs)])
-    extra = _legend_height(len(drawn))
+    extra = _legend_height([ln.label for ln in drawn])
     height = _H + extra
     fr = _Frame(min(0.0, min(xs)), x_hi, min(0.0, min(ys)), max(ys) * 1.15 or 1.0, height=_H)
     out = _open(chart_id, title, desc, height)
@@ -436,7 +449,7 @@ def bar_chart(
     values = [v for _, vs in series for v in vs if v is not None]
     if not categories or not values:
         return _empty(chart_id, title, desc, "No data recorded.")
-    extra = _legend_height(len(series))
+    extra = _legend_height([name for name, _ in series])
     label_rows = 2 if any(len(c) > 14 for c in categories) else 1
     height = _H + extra + 14 * (label_rows - 1)
     fr = _Frame(0.0, float(len(categories)), min(0.0, min(values)), max(values) * 1.12 or 1.0)

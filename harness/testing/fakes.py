@@ -61,14 +61,16 @@ def _profile(request: pytest.FixtureRequest) -> FaultProfile | None:
     )
 
 
-def _clock(request: pytest.FixtureRequest) -> Clock:
+def fake_clock(request: pytest.FixtureRequest) -> Clock:
+    """The clock the test's fakes run on: `virtual_clock` when the test uses it, else real."""
     if "virtual_clock" in request.fixturenames:
         clock: Clock = request.getfixturevalue("virtual_clock")
         return clock
     return SystemClock()
 
 
-def _build(request: pytest.FixtureRequest, clock: Clock) -> FakeN8n:
+def build_fake(request: pytest.FixtureRequest, clock: Clock) -> FakeN8n:
+    """The test's fake n8n on `clock`, from its `workflows`, `faults` and `seed` markers."""
     marker = request.node.get_closest_marker("workflows")
     kwargs: dict[str, Any] = {}
     paths: Any = None
@@ -91,7 +93,7 @@ def _build(request: pytest.FixtureRequest, clock: Clock) -> FakeN8n:
 @pytest.fixture
 def fake_n8n(request: pytest.FixtureRequest) -> Iterator[FakeN8n]:
     """An in-process fake n8n; use `.client()` or `httpx.AsyncClient(transport=.transport)`."""
-    fake = _build(request, _clock(request))
+    fake = build_fake(request, fake_clock(request))
     yield fake
     fake.release_hangs()
 
@@ -99,7 +101,7 @@ def fake_n8n(request: pytest.FixtureRequest) -> Iterator[FakeN8n]:
 @pytest.fixture
 def fake_n8n_server(request: pytest.FixtureRequest) -> Iterator[FakeN8nServer]:
     """The fake n8n served by uvicorn on 127.0.0.1, an ephemeral port (`.base_url`)."""
-    fake = _build(request, SystemClock())
+    fake = build_fake(request, SystemClock())
     with FakeN8nServer(fake) as server:
         yield server
 
@@ -107,4 +109,4 @@ def fake_n8n_server(request: pytest.FixtureRequest) -> Iterator[FakeN8nServer]:
 @pytest.fixture
 def fake_stripe(request: pytest.FixtureRequest) -> FakeStripe:
     """A seeded fake Stripe on the test's clock (`virtual_clock` when the test uses it)."""
-    return FakeStripe(clock=_clock(request), seed=_seed(request))
+    return FakeStripe(clock=fake_clock(request), seed=_seed(request))

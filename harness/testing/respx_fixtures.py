@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Final
 import pytest
 
 from harness.fakes.n8n import FakeN8n
-from harness.testing.fakes import _build, _clock
+from harness.testing.fakes import build_fake, fake_clock
 
 if TYPE_CHECKING:
     import respx
@@ -57,7 +57,7 @@ def fake_n8n_respx(request: pytest.FixtureRequest, n8n_webhook_url: str) -> Iter
         pytest.fail(_MISSING, pytrace=False)
     from harness.fakes.respx_routes import route_fake_n8n
 
-    fake = _build(request, _clock(request))
+    fake = build_fake(request, fake_clock(request))
     with _router(request) as router:
         route_fake_n8n(router, fake, n8n_webhook_url, name=_ROUTE)
         try:
