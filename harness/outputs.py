@@ -10,8 +10,20 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import TypeVar
 
-__all__ = ["write_text_atomic"]
+from reliability.redact import Redactor
+
+__all__ = ["redacted", "write_text_atomic"]
+
+_T = TypeVar("_T")
+
+
+def redacted(value: _T) -> _T:
+    """`value` with every string in it scrubbed by the one redaction (`reliability.redact`):
+    what a results or report file may hold, even one written before redaction existed."""
+    result: _T = Redactor().value(value)
+    return result
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

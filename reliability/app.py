@@ -8,6 +8,7 @@ JSON with a `code` (see `reliability.openapi.ERROR_CODES`).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
@@ -24,7 +25,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -59,6 +60,8 @@ DRAIN_MAX_BUDGET = 60.0
 LIST_MAX_LIMIT = 500
 RETRY_MAX_LIMIT = 1000
 _MAX_FILTER = 200
+_MAX_CURSOR = 512
+"""Cursors this API issues are ~100 characters: longer ones are refused undecoded."""
 
 _log = logging.getLogger("reliability.app")
 _JSON = "application/json"
@@ -175,7 +178,23 @@ class _Service:
     async def stripe_webhook(self, request: Request) -> Response:
         tenant_id: str = request.path_params["tenant_id"]
         limit = self.intake.body_limit
-        body = await _read_body(request, limit)
+        deadline = self.settings.reliability_body_timeout_ms / 1000
+        try:
+            async with asyncio.timeout(deadline):
+                body = await _read_body(request, limit)
+        except ClientDisconnect:
+            # Nobody is left to answer: one calm line (499, nginx's "client closed request").
+            _log.info("client closed the request mid-body", extra=log_fields(status=499))
+            self.metrics.intake_result(tenant_id, "CLIENT_CLOSED")
+            return Response(status_code=499)
+        except TimeoutError:
+            self.metrics.intake_result(tenant_id, "REQUEST_TIMEOUT")
+            return _error(
+                408,
+                "REQUEST_TIMEOUT",
+                f"the body did not arrive within {deadline:g} s",
+                headers={"Connection": "close"},
+            )
         if body is None:
             self.metrics.intake_result(tenant_id, "PAYLOAD_TOO_LARGE")
             return _error(413, "PAYLOAD_TOO_LARGE", f"body is over the limit of {limit} bytes")
@@ -408,15 +427,24 @@ def _encode_cursor(cursor: DlqCursor | None) -> str | None:
 
 
 def _decode_cursor(raw: str | None) -> DlqCursor | None:
+    """A cursor this API issued, or 400 for anything else, whatever it decodes to."""
     if raw is None:
         return None
     try:
+        if len(raw) > _MAX_CURSOR:
+            raise ValueError("too long")
         padded = raw + "=" * (-len(raw) % 4)
-        created, entry_id = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        decoded = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        if not (isinstance(decoded, list) and len(decoded) == 2):
+            raise ValueError("not a pair")
+        created, entry_id = decoded
+        if not (isinstance(created, str) and isinstance(entry_id, str)):
+            raise ValueError("not two strings")
         at = datetime.fromisoformat(created)
-        if at.tzinfo is None or not isinstance(entry_id, str):
-            raise ValueError("naive time or id not a string")
-    except (ValueError, TypeError, binascii.Error, UnicodeError):
+        if at.tzinfo is None or not entry_id.isprintable():
+            raise ValueError("naive time or unprintable id")
+        entry_id.encode("utf-8")
+    except (ValueError, TypeError, RecursionError, binascii.Error, UnicodeError):
         raise _BadParameter("INVALID_CURSOR", "cursor is not one this API issued") from None
     return DlqCursor(at, entry_id)
 
@@ -543,5 +571,7 @@ def create_app(
             Exception: _internal_error,
         },
     )
+    # No redirect built from the Host header: `/healthz/` is the same JSON 404 as any unknown path.
+    app.router.redirect_slashes = False
     app.state.service = service
     return app

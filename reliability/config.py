@@ -2,12 +2,21 @@
 
 The variables and defaults are the seed's (`N8N_*`, `CRON_SECRET`); the few we add carry the
 same prefixes. A bad value is refused with one `ConfigError` naming the key and where it came
-from, so nothing ever starts on a half-understood config.
+from, so nothing ever starts on a half-understood config: every value that could make a later
+operation fail (a URL httpx cannot parse, a header it cannot send, a delay beyond `RANGES`, a
+tenant id outside `TENANT_ID_PATTERN`, a file that is not UTF-8, nested or repeated JSON keys,
+a key set twice in a `.env`) is refused here. No error message repeats a raw line or value
+that could hold a secret.
+
+Variables of the environment that we do not own are ignored. Unknown variables under our
+prefixes (`N8N_`, `RELIABILITY_`) are ignored too (n8n's own `N8N_HOST` and friends share the
+prefix): `foreign_variables` lists them and `foreign_warning` makes the one warning line the
+service prints. Unknown keys in a file passed explicitly (`.env`, tenants JSON) are errors.
 """
 
 from __future__ import annotations
 
-import json
+import difflib
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -20,13 +29,28 @@ from reliability.backoff import Backoff, Strategy, backoff
 from reliability.breaker import BreakerPolicy
 from reliability.budget import BudgetPolicy
 from reliability.clock import span
+from reliability.config_input import (
+    TENANT_ID_PATTERN,
+    header_name_problem,
+    header_value_problem,
+    json_strict,
+    read_utf8,
+    tenant_id_problem,
+    text_problem,
+    url_problem,
+    workflow_problem,
+)
 
 __all__ = [
+    "RANGES",
+    "TENANT_ID_PATTERN",
     "ConfigError",
     "RetryPolicy",
     "Settings",
     "TenantConfig",
     "TenantPolicy",
+    "foreign_variables",
+    "foreign_warning",
     "load_settings",
     "load_tenants",
     "parse_dotenv",
@@ -133,6 +157,11 @@ class Settings:
     reliability_lease_margin_ms: int = 30_000
     reliability_outbox_retention_hours: float = 24.0
     reliability_fleet_limit: bool = True
+    reliability_header_timeout_ms: int = 10_000
+    reliability_body_timeout_ms: int = 30_000
+    reliability_max_connections: int = 0
+    """0: derived from the file-descriptor limit when the server starts."""
+    reliability_reveal_unknown_tenant: bool = False
     n8n_routes: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_ROUTES))
     tenants: Mapping[str, TenantConfig] = field(default_factory=dict)
 
@@ -224,17 +253,22 @@ def _bool(raw: str) -> bool:
 
 
 def _routes(raw: str) -> dict[str, tuple[str, ...]]:
-    data = json.loads(raw)
+    data = json_strict(raw)
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
     routes: dict[str, tuple[str, ...]] = {}
     for event_type, workflows in data.items():
+        if text_problem(event_type) or not event_type.isprintable():
+            raise ValueError("event types must be printable text")
         if isinstance(workflows, str):
             workflows = [workflows]
         if not isinstance(workflows, list) or not all(
-            isinstance(w, str) and w.strip("/") for w in workflows
+            isinstance(w, str) and not workflow_problem(w.strip("/")) for w in workflows
         ):
-            raise ValueError(f"workflows of {event_type!r} must be a list of paths")
+            raise ValueError(
+                f"workflows of {event_type!r} must be a list of URL paths "
+                "(letters, digits, _ . ~ - and /)"
+            )
         routes[event_type] = tuple(w.strip("/") for w in workflows)
     return routes
 
@@ -271,6 +305,10 @@ _ENV_FIELDS: dict[str, _Parser] = {
     "RELIABILITY_LEASE_MARGIN_MS": _int,
     "RELIABILITY_OUTBOX_RETENTION_HOURS": _float,
     "RELIABILITY_FLEET_LIMIT": _bool,
+    "RELIABILITY_HEADER_TIMEOUT_MS": _int,
+    "RELIABILITY_BODY_TIMEOUT_MS": _int,
+    "RELIABILITY_MAX_CONNECTIONS": _int,
+    "RELIABILITY_REVEAL_UNKNOWN_TENANT": _bool,
     "N8N_ROUTES": _routes,
 }
 
@@ -287,9 +325,11 @@ def parse_dotenv(text: str, *, source: str = ".env") -> dict[str, str]:
     """Parse a `.env` file as the seed writes it: `KEY=value  # comment`, blank and `#` lines.
 
     Values may be quoted ('...' or "..."), in which case a `#` inside is kept. An `export `
-    prefix is allowed. A line without `=` is an error naming its line number.
+    prefix is allowed. A line without `=` and a key set twice are errors naming the line
+    (never echoing it: it may hold a secret).
     """
     values: dict[str, str] = {}
+    lines: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
@@ -298,8 +338,11 @@ def parse_dotenv(text: str, *, source: str = ".env") -> dict[str, str]:
             stripped = stripped[len("export ") :].lstrip()
         key, sep, rest = stripped.partition("=")
         key = key.strip()
-        if not sep or not key or not key.replace("_", "").isalnum():
-            raise ConfigError(f"line {number}", source, f"expected KEY=value, got {line!r}")
+        if not sep or not key or not (key.isascii() and key.replace("_", "").isalnum()):
+            raise ConfigError(f"line {number}", source, "expected NAME=value")
+        if key in lines:
+            raise ConfigError(key, source, f"set twice (lines {lines[key]} and {number})")
+        lines[key] = number
         values[key] = _dotenv_value(rest.strip(), key=key, source=source)
     return values
 
@@ -312,7 +355,7 @@ def _dotenv_value(rest: str, *, key: str, source: str) -> str:
             raise ConfigError(key, source, "unterminated quoted value")
         tail = rest[end + 1 :].strip()
         if tail and not tail.startswith("#"):
-            raise ConfigError(key, source, f"unexpected text after the quoted value: {tail!r}")
+            raise ConfigError(key, source, "unexpected text after the quoted value")
         return rest[1:end]
     # Unquoted: a comment starts at a `#` preceded by whitespace (or at the start).
     for i, ch in enumerate(rest):
@@ -321,48 +364,85 @@ def _dotenv_value(rest: str, *, key: str, source: str) -> str:
     return rest
 
 
+def foreign_variables(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """Variables under our prefixes that are not settings (sorted): ignored, worth a warning."""
+    return tuple(sorted(key for key in environ if _is_foreign(key)))
+
+
+def _is_foreign(key: str) -> bool:
+    return (
+        key.startswith(_PREFIXES)
+        and key not in _ENV_FIELDS
+        and key not in _NOT_SETTINGS
+        and key != _TENANTS_FILE
+    )
+
+
+def foreign_warning(names: Iterable[str]) -> str | None:
+    """One line naming ignored variables, with a "did you mean" for near-misses of ours."""
+    parts: list[str] = []
+    for name in names:
+        close = difflib.get_close_matches(name, [*_ENV_FIELDS, _TENANTS_FILE], n=1, cutoff=0.85)
+        parts.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    if not parts:
+        return None
+    return "ignoring variables that are not settings: " + ", ".join(parts)
+
+
+def _dotenv_sources(path: Path, *, explicit: bool) -> dict[str, tuple[str, str]]:
+    try:
+        text = read_utf8(path)
+    except ValueError as exc:
+        raise ConfigError("env file", str(path), str(exc)) from None
+    sources: dict[str, tuple[str, str]] = {}
+    for key, value in parse_dotenv(text, source=str(path)).items():
+        if explicit and _is_foreign(key):
+            raise ConfigError(key, str(path), _unknown(key))
+        sources[key] = (value, str(path))
+    return sources
+
+
+def _unknown(key: str) -> str:
+    close = difflib.get_close_matches(key, [*_ENV_FIELDS, _TENANTS_FILE], n=1, cutoff=0.85)
+    return "unknown setting" + (f" (did you mean {close[0]}?)" if close else "")
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None,
     *,
     dotenv: str | Path | None = None,
     tenants_file: str | Path | None = None,
+    strict_dotenv: bool = True,
+    strict_environ: bool = False,
 ) -> Settings:
     """Build validated `Settings`: `.env` first, then the environment on top, then tenants.
 
-    Unknown variables with our prefixes (`N8N_`, `RELIABILITY_`) are refused: a typo must not
-    silently fall back to a default.
+    Unknown `N8N_`/`RELIABILITY_` keys of the `.env` are refused when `strict_dotenv` (a file
+    passed explicitly: a typo must not silently fall back to a default); those of `environ` are
+    ignored unless `strict_environ` (see `foreign_variables` for the warning).
     """
     env = dict(os.environ if environ is None else environ)
     sources: dict[str, tuple[str, str]] = {}
     if dotenv is not None:
-        path = Path(dotenv)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError("dotenv", str(path), f"cannot read: {exc.strerror}") from exc
-        for key, value in parse_dotenv(text, source=str(path)).items():
-            sources[key] = (value, str(path))
+        sources.update(_dotenv_sources(Path(dotenv), explicit=strict_dotenv))
     for key, value in env.items():
-        if key in _NOT_SETTINGS:
-            continue
-        if key in _ENV_FIELDS or key.startswith(_PREFIXES):
+        if key in _ENV_FIELDS or key == _TENANTS_FILE:
             sources[key] = (value, "environment")
+        elif strict_environ and _is_foreign(key):
+            raise ConfigError(key, "environment", _unknown(key))
 
     kwargs: dict[str, Any] = {}
     for key, (raw, source) in sorted(sources.items()):
         parser = _ENV_FIELDS.get(key)
-        if key == _TENANTS_FILE:
-            continue
         if parser is None:
-            if key.startswith(_PREFIXES):
-                raise ConfigError(key, source, "unknown setting")
             continue
+        problem = text_problem(raw)
+        if problem is not None:
+            raise ConfigError(key, source, problem)
         try:
             kwargs[key.lower()] = parser(raw)
         except ValueError as exc:
-            expected = _EXPECTED.get(parser, "a string")
-            detail = f" ({exc})" if parser is _routes else ""
-            raise ConfigError(key, source, f"must be {expected}, got {raw!r}{detail}") from None
+            raise ConfigError(key, source, _parse_problem(key, parser, raw, exc)) from None
 
     settings = Settings(**kwargs)
     _validate(settings, {k: s for k, (_, s) in sources.items()})
@@ -373,64 +453,91 @@ def load_settings(
     return settings
 
 
+def _parse_problem(key: str, parser: _Parser, raw: str, exc: ValueError) -> str:
+    expected = _EXPECTED.get(parser, "a string")
+    if parser is _routes:
+        return f"must be {expected} ({exc})"
+    # Only the non-string settings get here, none of which is a secret.
+    return f"must be {expected}, got {raw if len(raw) <= 80 else raw[:77] + '...'!r}"
+
+
+_MINUTE_MS = 60_000
+_HOUR_MS = 60 * _MINUTE_MS
+_DAY_MS = 24 * _HOUR_MS
+
+RANGES: Mapping[str, tuple[float, float, str]] = {
+    "N8N_MAX_RETRIES": (0, 100, ""),
+    "N8N_BASE_DELAY_MS": (1, _HOUR_MS, " ms"),
+    "N8N_MAX_DELAY_MS": (1, _DAY_MS, " ms"),
+    "N8N_JITTER_FACTOR": (0, 1, ""),
+    "N8N_CIRCUIT_BREAKER_THRESHOLD": (1, 100_000, ""),
+    "N8N_CIRCUIT_BREAKER_WINDOW_MS": (1, _DAY_MS, " ms"),
+    "N8N_CIRCUIT_BREAKER_RECOVERY_MS": (1, _DAY_MS, " ms"),
+    "N8N_CIRCUIT_BREAKER_PROBES": (1, 1000, ""),
+    "N8N_DLQ_TTL_HOURS": (0.01, 24 * 366, " hours"),
+    "RELIABILITY_OUTBOX_RETENTION_HOURS": (0.01, 24 * 366, " hours"),
+    "N8N_DLQ_CLEANUP_INTERVAL_MS": (1000, _DAY_MS, " ms"),
+    "N8N_DEFAULT_CONCURRENCY": (1, 10_000, ""),
+    "N8N_MAX_CONCURRENCY": (1, 10_000, ""),
+    "N8N_CONNECT_TIMEOUT_MS": (1, 10 * _MINUTE_MS, " ms"),
+    "N8N_READ_TIMEOUT_MS": (1, 10 * _MINUTE_MS, " ms"),
+    "N8N_RETRY_BUDGET_MAX_TOKENS": (0.001, 1_000_000, ""),
+    "N8N_RETRY_BUDGET_TOKEN_RATIO": (0.001, 1, ""),
+    "N8N_DLQ_ALERT_THRESHOLD": (1, 100_000_000, ""),
+    "RELIABILITY_BODY_LIMIT_BYTES": (1, 64 * 1024 * 1024, " bytes"),
+    "RELIABILITY_LEASE_MARGIN_MS": (1, _HOUR_MS, " ms"),
+    "RELIABILITY_HEADER_TIMEOUT_MS": (100, 10 * _MINUTE_MS, " ms"),
+    "RELIABILITY_BODY_TIMEOUT_MS": (100, 10 * _MINUTE_MS, " ms"),
+    "RELIABILITY_MAX_CONNECTIONS": (0, 1_000_000, ""),
+}
+"""Every number setting's inclusive range (and unit): beyond it a later timer, timedelta or
+allocation would fail, so the value is refused at load time. Tenant overrides share the ranges of
+the globals they override."""
+
+
+def _range_problem(key: str, value: float) -> str | None:
+    low, high, unit = RANGES[key]
+    if low <= value <= high:
+        return None
+    return f"must lie in [{_num(low)}, {_num(high)}]{unit}, got {_num(value)}"
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{value:g}"
+
+
 def _validate(s: Settings, where: Mapping[str, str]) -> None:
-    def check(ok: bool, key: str, problem: str) -> None:
-        if not ok:
+    def check(problem: str | None, key: str) -> None:
+        if problem is not None:
             raise ConfigError(key, where.get(key, "default"), problem)
 
-    positive_ms = (
-        "N8N_BASE_DELAY_MS",
-        "N8N_MAX_DELAY_MS",
-        "N8N_CIRCUIT_BREAKER_WINDOW_MS",
-        "N8N_CIRCUIT_BREAKER_RECOVERY_MS",
-        "N8N_DLQ_CLEANUP_INTERVAL_MS",
-        "N8N_CONNECT_TIMEOUT_MS",
-        "N8N_READ_TIMEOUT_MS",
-        "RELIABILITY_LEASE_MARGIN_MS",
-    )
-    for key in positive_ms:
-        value = getattr(s, key.lower())
-        check(value > 0, key, f"must be a positive delay in milliseconds, got {value}")
-    check(
-        s.n8n_max_delay_ms >= s.n8n_base_delay_ms,
-        "N8N_MAX_DELAY_MS",
-        f"must be at least N8N_BASE_DELAY_MS ({s.n8n_base_delay_ms}), got {s.n8n_max_delay_ms}",
-    )
-    check(
-        0.0 <= s.n8n_jitter_factor <= 1.0,
-        "N8N_JITTER_FACTOR",
-        f"must lie in [0, 1], got {s.n8n_jitter_factor}",
-    )
-    check(s.n8n_max_retries >= 0, "N8N_MAX_RETRIES", f"must be >= 0, got {s.n8n_max_retries}")
-    for key in (
-        "N8N_CIRCUIT_BREAKER_THRESHOLD",
-        "N8N_CIRCUIT_BREAKER_PROBES",
-        "N8N_DEFAULT_CONCURRENCY",
-        "N8N_MAX_CONCURRENCY",
-        "N8N_DLQ_ALERT_THRESHOLD",
-        "RELIABILITY_BODY_LIMIT_BYTES",
-    ):
-        value = getattr(s, key.lower())
-        check(value >= 1, key, f"must be at least 1, got {value}")
-    check(
-        s.n8n_default_concurrency <= s.n8n_max_concurrency,
-        "N8N_DEFAULT_CONCURRENCY",
-        f"must not exceed N8N_MAX_CONCURRENCY ({s.n8n_max_concurrency}), "
-        f"got {s.n8n_default_concurrency}",
-    )
-    for key in ("N8N_DLQ_TTL_HOURS", "RELIABILITY_OUTBOX_RETENTION_HOURS"):
-        hours = getattr(s, key.lower())
-        check(hours > 0, key, f"must be a positive number of hours, got {hours}")
-    check(
-        s.n8n_retry_budget_max_tokens > 0,
-        "N8N_RETRY_BUDGET_MAX_TOKENS",
-        f"must be positive, got {s.n8n_retry_budget_max_tokens}",
-    )
-    check(
-        0 < s.n8n_retry_budget_token_ratio <= 1,
-        "N8N_RETRY_BUDGET_TOKEN_RATIO",
-        f"must lie in (0, 1], got {s.n8n_retry_budget_token_ratio}",
-    )
+    for key in RANGES:
+        check(_range_problem(key, getattr(s, key.lower())), key)
+    check(url_problem(s.n8n_webhook_url), "N8N_WEBHOOK_URL")
+    for workflows in s.n8n_routes.values():
+        for workflow in workflows:
+            check(url_problem(f"{s.n8n_webhook_url.rstrip('/')}/{workflow}"), "N8N_ROUTES")
+    check(header_name_problem(s.n8n_api_key_header), "N8N_API_KEY_HEADER")
+    check(header_value_problem(s.n8n_api_key), "N8N_API_KEY")
+    check(header_value_problem(s.reliability_admin_token), "RELIABILITY_ADMIN_TOKEN")
+    check(_database_url_problem(s.reliability_database_url), "RELIABILITY_DATABASE_URL")
+    if s.n8n_max_delay_ms < s.n8n_base_delay_ms:
+        check(
+            f"must be at least N8N_BASE_DELAY_MS ({s.n8n_base_delay_ms}), got {s.n8n_max_delay_ms}",
+            "N8N_MAX_DELAY_MS",
+        )
+    if s.n8n_default_concurrency > s.n8n_max_concurrency:
+        check(
+            f"must not exceed N8N_MAX_CONCURRENCY ({s.n8n_max_concurrency}), "
+            f"got {s.n8n_default_concurrency}",
+            "N8N_DEFAULT_CONCURRENCY",
+        )
+
+
+def _database_url_problem(url: str) -> str | None:
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        return "must start with sqlite:///, postgresql:// or postgres://"
+    return None
 
 
 # -- tenants ------------------------------------------------------------------------------------
@@ -444,19 +551,16 @@ _TENANT_KEYS = {
     "stripe_webhook_secrets",
 }
 _RETRY_KEYS = {"max_retries", "base_delay_ms", "max_delay_ms"}
+_THRESHOLD = "N8N_CIRCUIT_BREAKER_THRESHOLD"
 
 
 def load_tenants(path: str | Path, settings: Settings) -> dict[str, TenantConfig]:
     """Read tenants from a JSON file holding one tenant object or a list of them."""
     source = str(path)
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError("tenants", source, f"cannot read: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            "tenants", source, f"not valid JSON: {exc.msg} at line {exc.lineno}"
-        ) from None
+        data = json_strict(read_utf8(Path(path)))
+    except ValueError as exc:
+        raise ConfigError("tenants", source, str(exc)) from None
     return parse_tenants(data, settings, source=source)
 
 
@@ -487,22 +591,20 @@ def _parse_tenant(
         if key not in _TENANT_KEYS:
             raise fail(key, "unknown key")
     tenant_id = item.get("tenant_id")
-    if not isinstance(tenant_id, str) or not tenant_id.strip():
-        raise fail("tenant_id", "must be a non-empty string")
+    problem = tenant_id_problem(tenant_id) if isinstance(tenant_id, str) else "must be a string"
+    if problem is not None:
+        raise fail("tenant_id", problem)
+    assert isinstance(tenant_id, str)
 
-    def number(key: str, value: Any, *, whole: bool) -> int | float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise fail(key, f"must be a number, got {value!r}")
-        if not math.isfinite(value) or (whole and value != int(value)):
-            raise fail(key, f"must be a whole number, got {value!r}")
-        return int(value) if whole else float(value)
-
-    def optional_int(key: str, value: Any, minimum: int) -> int | None:
+    def optional_int(key: str, value: Any, minimum: int, global_key: str = "") -> int | None:
         if value is None:
             return None
-        n = int(number(key, value, whole=True))
-        if n < minimum:
-            raise fail(key, f"must be at least {minimum}, got {n}")
+        n = int(_tenant_number(fail, key, value, whole=True))
+        problem = _range_problem(global_key, n) if global_key else None
+        if n < minimum or problem is not None:
+            raise fail(
+                key, problem if n >= minimum and problem else f"must be at least {minimum}, got {n}"
+            )
         return n
 
     concurrency = optional_int("concurrency_limit", item.get("concurrency_limit"), 1)
@@ -511,7 +613,8 @@ def _parse_tenant(
             "concurrency_limit",
             f"{concurrency} exceeds N8N_MAX_CONCURRENCY ({settings.n8n_max_concurrency})",
         )
-    threshold = optional_int("circuit_breaker_threshold", item.get("circuit_breaker_threshold"), 1)
+    threshold_raw = item.get("circuit_breaker_threshold")
+    threshold = optional_int("circuit_breaker_threshold", threshold_raw, 1, _THRESHOLD)
 
     retry = item.get("retry_policy", {})
     if not isinstance(retry, dict):
@@ -519,9 +622,15 @@ def _parse_tenant(
     for key in retry:
         if key not in _RETRY_KEYS:
             raise fail(f"retry_policy.{key}", "unknown key")
-    max_retries = optional_int("retry_policy.max_retries", retry.get("max_retries"), 0)
-    base = optional_int("retry_policy.base_delay_ms", retry.get("base_delay_ms"), 1)
-    cap = optional_int("retry_policy.max_delay_ms", retry.get("max_delay_ms"), 1)
+    max_retries = optional_int(
+        "retry_policy.max_retries", retry.get("max_retries"), 0, "N8N_MAX_RETRIES"
+    )
+    base = optional_int(
+        "retry_policy.base_delay_ms", retry.get("base_delay_ms"), 1, "N8N_BASE_DELAY_MS"
+    )
+    cap = optional_int(
+        "retry_policy.max_delay_ms", retry.get("max_delay_ms"), 1, "N8N_MAX_DELAY_MS"
+    )
     effective_base = settings.n8n_base_delay_ms if base is None else base
     effective_cap = settings.n8n_max_delay_ms if cap is None else cap
     if effective_cap < effective_base:
@@ -531,16 +640,16 @@ def _parse_tenant(
         )
 
     ttl_raw = item.get("dlq_ttl_hours")
-    ttl = None if ttl_raw is None else float(number("dlq_ttl_hours", ttl_raw, whole=False))
-    if ttl is not None and ttl <= 0:
-        raise fail("dlq_ttl_hours", f"must be a positive number of hours, got {ttl}")
+    ttl = None if ttl_raw is None else _tenant_number(fail, "dlq_ttl_hours", ttl_raw, whole=False)
+    if ttl is not None and (problem := _range_problem("N8N_DLQ_TTL_HOURS", ttl)) is not None:
+        raise fail("dlq_ttl_hours", problem)
 
-    secrets_raw = item.get("stripe_webhook_secrets", [])
-    if isinstance(secrets_raw, str):
-        secrets_raw = [secrets_raw]
-    if not isinstance(secrets_raw, list) or not all(isinstance(s, str) and s for s in secrets_raw):
-        raise fail("stripe_webhook_secrets", "must be a list of non-empty strings")
-
+    secrets = _signing_secrets(item.get("stripe_webhook_secrets", []))
+    if secrets is None:
+        raise fail(
+            "stripe_webhook_secrets",
+            "must be a list of non-empty strings of printable ASCII without spaces (whsec_...)",
+        )
     return TenantConfig(
         tenant_id=tenant_id,
         concurrency_limit=concurrency,
@@ -549,5 +658,26 @@ def _parse_tenant(
         base_delay_ms=base,
         max_delay_ms=cap,
         dlq_ttl_hours=ttl,
-        stripe_webhook_secrets=tuple(secrets_raw),
+        stripe_webhook_secrets=secrets,
     )
+
+
+def _tenant_number(
+    fail: Callable[[str, str], ConfigError], key: str, value: Any, *, whole: bool
+) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise fail(key, f"must be a number, got {value!r}")
+    if not math.isfinite(value) or (whole and value != int(value)):
+        raise fail(key, f"must be a whole number, got {value!r}")
+    return int(value) if whole else float(value)
+
+
+def _signing_secrets(raw: Any) -> tuple[str, ...] | None:
+    """The secrets (one string or a list), or None when one is not a usable secret."""
+    values = [raw] if isinstance(raw, str) else raw
+    if not isinstance(values, list) or not all(
+        isinstance(s, str) and s and s.isascii() and s.isprintable() and " " not in s
+        for s in values
+    ):
+        return None
+    return tuple(values)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -126,10 +127,14 @@ def _parse_event(body: bytes) -> dict[str, Any]:
         or not event_id
         or len(event_id) > MAX_EVENT_ID_LENGTH
         or "\x00" in event_id
+        or not _encodable(event_id)
     ):
-        raise _NotAnEvent(f"id must be a non-empty string of at most {MAX_EVENT_ID_LENGTH} chars")
-    if not isinstance(event.get("type"), str) or not event["type"]:
-        raise _NotAnEvent("type must be a non-empty string")
+        raise _NotAnEvent(
+            f"id must be a non-empty string of at most {MAX_EVENT_ID_LENGTH} chars, "
+            "without NUL or lone surrogates"
+        )
+    if not isinstance(event.get("type"), str) or not event["type"] or not _encodable(event["type"]):
+        raise _NotAnEvent("type must be a non-empty string without lone surrogates")
     created = event.get("created")
     if created is not None and (isinstance(created, bool) or not isinstance(created, int)):
         raise _NotAnEvent("created must be an integer")
@@ -137,6 +142,16 @@ def _parse_event(body: bytes) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
         raise _NotAnEvent("data.object must be a JSON object")
     return event
+
+
+def _encodable(text: str) -> bool:
+    """Whether `text` has a UTF-8 form: a JSON `\\ud800` escape decodes to a lone surrogate,
+    which no store (and no log line) can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def delivery_payload(tenant_id: str, workflow: str, event: Mapping[str, Any]) -> dict[str, Any]:
@@ -177,6 +192,7 @@ class Intake:
         self._future_tolerance = future_tolerance
         self._claim_lease = claim_lease
         """With a lease, new rows are inserted claimed: delivering them needs no claim query."""
+        self._decoy = secrets.token_hex(32)
 
     @property
     def body_limit(self) -> int:
@@ -203,6 +219,21 @@ class Intake:
             )
         return result
 
+    def _unknown_tenant(self, signature_header: str | None, body: bytes) -> IntakeResult:
+        """By default, answered exactly as a known tenant's wrong signature is (checked against
+        a random secret of this process, so even the timing matches): the answer does not say
+        which tenants exist. The log line and the metrics carry `UNKNOWN_TENANT`."""
+        if self.settings.reliability_reveal_unknown_tenant:
+            return _refuse(IntakeCode.UNKNOWN_TENANT, "no such tenant (or no signing secret)")
+        try:
+            verify(signature_header, body, (self._decoy,), self._clock)
+        except SignatureError as exc:
+            # Its message depends on the header and body only, never on the secret.
+            answer = _refuse(IntakeCode(exc.code.value), str(exc))
+            return _answered_as(IntakeCode.UNKNOWN_TENANT, answer)
+        # Only a sender who knows this process's random decoy gets here: nobody.
+        return _refuse(IntakeCode.BAD_SIGNATURE, "no such tenant")
+
     async def _handle(
         self, tenant_id: str, signature_header: str | None, body: bytes
     ) -> IntakeResult:
@@ -213,7 +244,7 @@ class Intake:
             )
         tenant = self.settings.tenants.get(tenant_id)
         if tenant is None or not tenant.stripe_webhook_secrets:
-            return _refuse(IntakeCode.UNKNOWN_TENANT, "no such tenant (or no signing secret)")
+            return self._unknown_tenant(signature_header, body)
         try:
             verify(
                 signature_header,
@@ -256,6 +287,11 @@ class Intake:
         return IntakeResult(
             200, body_out, IntakeCode.ACCEPTED, accepted.outbox_ids, event_id, accepted.claimed
         )
+
+
+def _answered_as(reason: IntakeCode, answer: IntakeResult) -> IntakeResult:
+    """`answer`'s status and body, with the real `reason` as the code logs and metrics see."""
+    return replace(answer, code=reason)
 
 
 def _with_event(result: IntakeResult, event_id: str) -> IntakeResult:

@@ -1,8 +1,8 @@
 """Structured logs: one JSON object per line, and no secret ever in one.
 
 `JsonFormatter` writes each record as a JSON object; `RedactingFilter` scrubs a record before any
-formatter sees it: query values of secret-like parameters (`?secret=...`), `Authorization`
-header values and bearer tokens, and every configured secret value wherever it appears. Both
+formatter sees it with the one `reliability.redact.Redactor` (secret-like query values, URL
+passwords, `Authorization` values, every configured secret value wherever it appears). Both
 plug into uvicorn through `uvicorn_log_config()`, so its access log (which prints the path with
 the query string) never carries the cron secret.
 """
@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import IO, Any
+
+from reliability.redact import REDACTED, Redactor
 
 __all__ = [
     "REDACTED",
@@ -25,14 +26,6 @@ __all__ = [
     "uvicorn_log_config",
 ]
 
-REDACTED = "[REDACTED]"
-
-_SENSITIVE_PARAMS = ("secret", "token", "access_token", "api_key", "apikey", "password", "key")
-_QUERY = re.compile(
-    r"(?i)(?P<name>(?:^|[?&;])(?:" + "|".join(_SENSITIVE_PARAMS) + r"))=(?P<value>[^&;#\s\"']*)"
-)
-_AUTH_HEADER = re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*)([\"']?)[^\"'\r\n,}]*")
-_BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',}]+")
 _FIELDS = "fields"
 _ACCESS_LOGGER = "uvicorn.access"
 
@@ -40,33 +33,6 @@ _ACCESS_LOGGER = "uvicorn.access"
 def log_fields(**fields: Any) -> dict[str, Any]:
     """`extra=` for a log call: the fields land as keys of the JSON line (None ones dropped)."""
     return {_FIELDS: {k: v for k, v in fields.items() if v is not None}}
-
-
-class Redactor:
-    """Scrubs text: secret-like query values, authorization values, and known secret values."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        # Longest first, so a secret containing another is removed whole.
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        text = _QUERY.sub(lambda m: f"{m.group('name')}={REDACTED}", text)
-        text = _AUTH_HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
-        text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
-
-    def value(self, value: Any) -> Any:
-        """Redact strings (also inside lists, tuples and dicts); leave other values alone."""
-        if isinstance(value, str):
-            return self(value)
-        if isinstance(value, tuple | list):
-            return type(value)(self.value(v) for v in value)
-        if isinstance(value, dict):
-            return {k: self.value(v) for k, v in value.items()}
-        return value
 
 
 class RedactingFilter(logging.Filter):

@@ -23,7 +23,17 @@ ERROR_CODES: dict[str, str] = {
     "BAD_SIGNATURE": "No v1 signature matches the body under the tenant's secrets (400).",
     "STALE_TIMESTAMP": "Signature timestamp older than 300 s or over 300 s in the future (400).",
     "INVALID_JSON": "The signed body is not a Stripe event object (400).",
-    "UNKNOWN_TENANT": "No such tenant, or the tenant has no signing secret (400).",
+    "UNKNOWN_TENANT": (
+        "No such tenant, or the tenant has no signing secret (400). Only with "
+        "RELIABILITY_REVEAL_UNKNOWN_TENANT=true: by default such a request is answered exactly "
+        "as a wrong signature is (MALFORMED_HEADER or BAD_SIGNATURE), so tenant ids cannot be "
+        "enumerated; logs and metrics carry UNKNOWN_TENANT."
+    ),
+    "REQUEST_TIMEOUT": (
+        "The request headers (RELIABILITY_HEADER_TIMEOUT_MS) or body "
+        "(RELIABILITY_BODY_TIMEOUT_MS) did not arrive in time; the connection is closed (408)."
+    ),
+    "BUSY": "The connection cap is reached and no idle connection can give way (503).",
     "PAYLOAD_TOO_LARGE": "The body is over RELIABILITY_BODY_LIMIT_BYTES (413).",
     "STORE_UNAVAILABLE": "The database did not answer; nothing was written (503).",
     "INVALID_PARAMETER": "A query parameter is missing its expected form (400).",
@@ -260,6 +270,7 @@ def openapi_document() -> dict[str, Any]:
                         "UNKNOWN_TENANT",
                     ),
                     "404": _err("No such route.", "NOT_FOUND"),
+                    "408": _err("The body did not arrive in time.", "REQUEST_TIMEOUT"),
                     "413": _err("Body over the limit.", "PAYLOAD_TOO_LARGE"),
                     "503": _err(
                         "The store is unavailable; Stripe will retry.", "STORE_UNAVAILABLE"

@@ -33,6 +33,7 @@ from harness.sim.occ import occ_point, occ_table
 from harness.sim.scenario import Scenario
 from harness.verdict import InvariantResult
 from reliability.backoff import Strategy
+from reliability.redact import Redactor
 
 __all__ = [
     "SCHEMA",
@@ -469,14 +470,15 @@ def results_document(
 
 def write_json(path: str | Path, document: Mapping[str, Any]) -> None:
     """Write atomically (a temporary file, then a rename): never a half-written result."""
-    write_text_atomic(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    redacted = Redactor().value(dict(document))
+    write_text_atomic(path, json.dumps(redacted, indent=2, ensure_ascii=False) + "\n")
 
 
 def write_junit(path: str | Path, document: Mapping[str, Any]) -> None:
     """The results document as JUnit XML, written atomically by the report's one JUnit writer
     (one testsuite per scenario, one testcase per invariant; a broken one is a <failure>)."""
     # Through JSON text: the reader validates exactly what results.json holds.
-    parsed = json.loads(json.dumps(document))
+    parsed = json.loads(json.dumps(Redactor().value(dict(document))))
     results = results_from(parsed, Path(path).with_name("results.json"))
     if not isinstance(results, ChaosResults):
         raise TypeError("write_junit takes a chaos results document")

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from harness.cli.exits import BAD_INPUT, BROKEN, OK
 from harness.cli.progress import ProgressPrinter
+from reliability.redact import redact_argv
 
 if TYPE_CHECKING:
     from harness.sim import Progress
@@ -83,7 +84,7 @@ def main(args: argparse.Namespace) -> int:
     if args.list:
         return list_catalogue(sys.stdout)
     argv = ["reliability-harness", "chaos", *sys.argv[2:]] if len(sys.argv) > 1 else []
-    command = shlex.join(argv) if argv else "reliability-harness chaos"
+    command = shlex.join(redact_argv(argv)) if argv else "reliability-harness chaos"
     if args.data_dir is not None and args.database_url != EMBEDDED:
         sys.stderr.write("reliability-harness chaos: --data-dir needs --database-url embedded\n")
         return BAD_INPUT

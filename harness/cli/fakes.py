@@ -3,7 +3,10 @@ your own app from a shell.
 
     reliability-harness fake-n8n --port 5678 --workflows n8n/workflows --faults faults.yaml
     reliability-harness fake-stripe send --to http://127.0.0.1:8000/api/stripe/webhook \\
-        --secret whsec_... --scenario duplicates --count 5 --seed 7
+        --secret-file whsec.txt --scenario duplicates --count 5 --seed 7
+
+The signing secret comes from `--secret-file` or `STRIPE_WEBHOOK_SECRET`, so it never needs the
+command line (`--secret` still works, visible in `ps`).
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,7 +29,9 @@ from harness.fakes.n8n import DEFAULT_WORKFLOWS, FakeN8n, FakeN8nServer
 from harness.fakes.n8n_export import Credential, WorkflowError
 from harness.fakes.stripe import EVENT_TYPES, SCENARIOS, DeliveryAnswer, FakeStripe
 
-__all__ = ["SendVerdict", "judge_answers", "register"]
+__all__ = ["SECRET_VAR", "SendVerdict", "judge_answers", "register", "signing_secret"]
+
+SECRET_VAR = "STRIPE_WEBHOOK_SECRET"
 
 
 def register(subparsers: Any) -> None:
@@ -105,7 +112,17 @@ def _register_stripe(subparsers: Any) -> None:
         "3 when it never answered.",
     )
     send.add_argument("--to", required=True, metavar="URL", help="endpoint ({tenant} expands)")
-    send.add_argument("--secret", required=True, help="the endpoint's signing secret (whsec_...)")
+    source = send.add_mutually_exclusive_group()
+    source.add_argument(
+        "--secret-file",
+        metavar="FILE",
+        help=f"a file holding the endpoint's signing secret (default: ${SECRET_VAR})",
+    )
+    source.add_argument(
+        "--secret",
+        help="the signing secret itself (visible in ps and shell history: prefer --secret-file "
+        f"or ${SECRET_VAR})",
+    )
     send.add_argument("--scenario", choices=("delivery", *SCENARIOS), default="delivery")
     send.add_argument("--count", type=int, default=1, help="events (burst: concurrent copies)")
     send.add_argument("--seed", type=int, default=0)
@@ -176,7 +193,29 @@ def _cli_credential(spec: str, ctype: str, keys: tuple[str, str]) -> Credential:
     return Credential(id=name, name=name, type=ctype, data={keys[0]: first, keys[1]: second})
 
 
+def signing_secret(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
+    """The secret from --secret-file, --secret or the environment; ValueError names the gap."""
+    if args.secret_file is not None:
+        try:
+            text = Path(args.secret_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"--secret-file {args.secret_file}: cannot read: {exc}") from None
+        secret = text.strip()
+        if not secret:
+            raise ValueError(f"--secret-file {args.secret_file}: the file is empty")
+        return secret
+    secret = (args.secret or environ.get(SECRET_VAR, "")).strip()
+    if not secret:
+        raise ValueError(f"no signing secret: pass --secret-file FILE or set {SECRET_VAR}")
+    return secret
+
+
 def _fake_stripe_send(args: argparse.Namespace) -> int:
+    try:
+        secret = signing_secret(args, os.environ)
+    except ValueError as exc:
+        print(f"reliability-harness fake-stripe send: {exc}", file=sys.stderr)
+        return 2
     try:
         schedule = [float(s) for s in args.schedule.split(",") if s.strip()]
     except ValueError:
@@ -186,7 +225,7 @@ def _fake_stripe_send(args: argparse.Namespace) -> int:
         print("--count must be >= 1", file=sys.stderr)
         return 2
     stripe = FakeStripe(
-        seed=args.seed, secrets={args.tenant: args.secret}, schedule=schedule, timeout=args.timeout
+        seed=args.seed, secrets={args.tenant: secret}, schedule=schedule, timeout=args.timeout
     )
     answers = asyncio.run(_send(stripe, args))
     for answer in answers:

@@ -38,6 +38,7 @@ from harness.live.load import (
 )
 from harness.live.processes import ensure_port_free
 from harness.live.thresholds import load_thresholds
+from reliability.redact import redact, redact_argv
 
 __all__ = ["database", "register"]
 
@@ -189,7 +190,7 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise LoadError(f"{what}: expected KEY=VALUE, got {item!r}")
+            raise LoadError(f"{what}: expected NAME=VALUE, got {item!r}")
         out[key.strip()] = value.strip()
     return out
 
@@ -254,7 +255,7 @@ def build_load_config(args: argparse.Namespace, database_url: str) -> LoadConfig
         settings=_pairs(args.set, "--set"),
         locustfile=Path(args.locustfile),
         keep_schema=args.keep_schema,
-        command=("reliability-harness", *sys.argv[1:]),
+        command=tuple(redact_argv(("reliability-harness", *sys.argv[1:]))),
     )
 
 
@@ -304,7 +305,7 @@ def _run_job(
     try:
         outcome = run_interruptible(body())
     except LoadError as exc:
-        print(f"reliability-harness {job}: error: {exc}", file=sys.stderr)
+        print(f"reliability-harness {job}: error: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"reliability-harness {job}: interrupted; every process stopped", file=sys.stderr)
@@ -316,7 +317,7 @@ def _run_job(
 
 
 def _input_error(job: str, exc: LoadError) -> int:
-    print(f"reliability-harness {job}: error: {exc}", file=sys.stderr)
+    print(f"reliability-harness {job}: error: {redact(str(exc))}", file=sys.stderr)
     return exc.exit_code
 
 

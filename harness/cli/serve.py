@@ -22,8 +22,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.cli.exits import BAD_INPUT, INTERNAL, INTERRUPTED, OK, require
-from reliability.config import ConfigError, Settings, load_settings, parse_dotenv
+from reliability.config import (
+    ConfigError,
+    Settings,
+    foreign_variables,
+    foreign_warning,
+    load_settings,
+    parse_dotenv,
+)
 from reliability.logs import log_fields
+from reliability.redact import redact
 from reliability.store import StoreError, open_store
 
 if TYPE_CHECKING:
@@ -74,8 +82,16 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _settings(env_file: str | None, tenants: str | None, database_url: str | None) -> Settings:
-    settings = load_settings(os.environ, dotenv=env_file, tenants_file=tenants)
+def _settings(
+    env_file: str | None,
+    tenants: str | None,
+    database_url: str | None,
+    *,
+    explicit_env_file: bool = True,
+) -> Settings:
+    settings = load_settings(
+        os.environ, dotenv=env_file, tenants_file=tenants, strict_dotenv=explicit_env_file
+    )
     if database_url:
         settings = replace(settings, reliability_database_url=database_url)
     return settings
@@ -96,6 +112,17 @@ async def _migrate(url: str) -> None:
         await store.close()
 
 
+def _guard(settings: Settings) -> int:
+    """Configure this process's connection guard; the connection cap it applies."""
+    from reliability.server import GuardedHttpProtocol, connection_cap, fd_soft_limit
+
+    cap = connection_cap(fd_soft_limit(), settings.reliability_max_connections)
+    GuardedHttpProtocol.configure(
+        header_timeout=settings.reliability_header_timeout_ms / 1000, max_connections=cap
+    )
+    return cap
+
+
 def _dlq_alert(tenant_id: str, depth: int, threshold: int) -> None:
     """The service's DLQ alert: one WARNING line when a tenant's DLQ depth reaches
     `N8N_DLQ_ALERT_THRESHOLD` (the store calls it once per crossing, after the commit)."""
@@ -108,6 +135,7 @@ def _dlq_alert(tenant_id: str, depth: int, threshold: int) -> None:
 def _build(settings: Settings) -> Starlette:
     from reliability.app import create_app
 
+    _guard(settings)  # here, so that every worker process configures its own
     store = open_store(
         settings.reliability_database_url,
         max_size=16,
@@ -120,7 +148,7 @@ def _build(settings: Settings) -> Starlette:
 def app_from_environment() -> Starlette:
     """The uvicorn factory of worker processes: the same config, read again from the env."""
     env_file = os.environ.get(_ENV_FILE_VAR) or None
-    return _build(_settings(env_file, None, None))
+    return _build(_settings(env_file, None, None, explicit_env_file=False))
 
 
 def _url_configured(explicit: str | None, env_file: str | None) -> bool:
@@ -159,13 +187,17 @@ def run(args: argparse.Namespace) -> int:
             )
         if not 0 <= args.port <= 65535:
             raise ConfigError("--port", "command line", f"must be in 0..65535, got {args.port}")
-        settings = _settings(env_file, args.tenants, args.database_url)
+        explicit = args.env_file is not None
+        settings = _settings(env_file, args.tenants, args.database_url, explicit_env_file=explicit)
         configured = _url_configured(args.database_url, env_file)
         if configured and args.data_dir is not None:
             raise ConfigError("--data-dir", "command line", "is for the embedded server only")
     except ConfigError as exc:
-        print(f"reliability-harness serve: config error: {exc}", file=sys.stderr)
+        print(f"reliability-harness serve: config error: {redact(str(exc))}", file=sys.stderr)
         return BAD_INPUT
+    warning = foreign_warning(foreign_variables(os.environ))
+    if warning is not None:
+        print(f"reliability-harness serve: warning: {warning}", file=sys.stderr)
     received: list[int] = []
     with _store_url(settings, configured, args.data_dir) as settings:
         code = _serve(args, settings, env_file, received)
@@ -187,7 +219,7 @@ def _serve(
     try:
         asyncio.run(_migrate(settings.reliability_database_url))
     except (StoreError, OSError) as exc:
-        print(f"reliability-harness serve: store error: {exc}", file=sys.stderr)
+        print(f"reliability-harness serve: store error: {redact(str(exc))}", file=sys.stderr)
         return INTERNAL
     if not settings.cron_secret:
         print("reliability-harness serve: warning: CRON_SECRET is not set", file=sys.stderr)
@@ -197,6 +229,8 @@ def _serve(
             "the DLQ admin API answers 503",
             file=sys.stderr,
         )
+    from reliability.server import GuardedHttpProtocol
+
     log_config = uvicorn_log_config(secrets=_secrets(settings), level=args.log_level)
     common: dict[str, Any] = {
         "host": args.host,
@@ -205,7 +239,15 @@ def _serve(
         "access_log": not args.no_access_log,
         "proxy_headers": False,
         "server_header": False,
+        "http": GuardedHttpProtocol,
+        "timeout_keep_alive": 5,
     }
+    print(
+        f"reliability-harness serve: at most {_guard(settings)} open connections per process, "
+        f"request headers within {settings.reliability_header_timeout_ms} ms, bodies within "
+        f"{settings.reliability_body_timeout_ms} ms",
+        file=sys.stderr,
+    )
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again for the
     # handler it found: remember it (instead of dying on it), so the embedded server is
     # stopped too and the exit code says "interrupted".

@@ -45,6 +45,7 @@ from harness.outputs import write_text_atomic
 from harness.verdict import InvariantResult
 from reliability.clock import Clock, SystemClock
 from reliability.config import DEFAULT_ROUTES, Settings
+from reliability.redact import Redactor
 
 __all__ = [
     "CRASH_SCHEMA",
@@ -232,7 +233,7 @@ async def run_crash(
     passed = all(i.passed for i in invariants) and len(seen.kills) == config.kills
     results = _results(config, faults, started, seen, sender, invariants, passed)
     results_path = config.out_dir / "crash-results.json"
-    write_text_atomic(results_path, json.dumps(results, indent=2) + "\n")
+    write_text_atomic(results_path, json.dumps(Redactor().value(results), indent=2) + "\n")
     return CrashOutcome(passed, results_path, _table(seen.kills, invariants))
 
 

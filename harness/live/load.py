@@ -52,6 +52,7 @@ from harness.outputs import write_text_atomic
 from harness.verdict import InvariantResult
 from reliability.clock import Clock, SystemClock
 from reliability.config import DEFAULT_ROUTES, Settings
+from reliability.redact import Redactor
 
 __all__ = [
     "DEFAULT_LOCUSTFILE",
@@ -428,7 +429,7 @@ def _conclude(config: LoadConfig, seen: _Observed, started: datetime) -> LoadOut
         "passed": passed,
     }
     results_path = out / "results.json"
-    write_text_atomic(results_path, json.dumps(results, indent=2) + "\n")
+    write_text_atomic(results_path, json.dumps(Redactor().value(results), indent=2) + "\n")
     table = render_table(stats, threshold_results, seen.invariants)
     return LoadOutcome(passed, results_path, table)
 

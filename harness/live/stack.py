@@ -37,6 +37,7 @@ from harness.live.processes import (
 from harness.pgschema import create_schema, drop_schema
 from reliability.clock import Clock, SystemClock
 from reliability.config import ConfigError, Settings, load_settings
+from reliability.redact import redact
 
 __all__ = [
     "DATABASE_ENV_VAR",
@@ -103,15 +104,9 @@ def _schema(url: str, prefix: str) -> str:
     try:
         return create_schema(url, prefix)
     except psycopg.Error as exc:
-        raise StackError(f"database {_redact(url)}: cannot create a schema: {exc}") from None
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+        raise StackError(
+            f"database {redact(url)}: cannot create a schema: {redact(str(exc))}"
+        ) from None
 
 
 # -- the stack ----------------------------------------------------------------------------------
@@ -252,7 +247,7 @@ class Stack:
             probe = Path(tmp) / "tenants.json"
             probe.write_text(json.dumps(self.tenants_json()), encoding="utf-8")
             try:
-                return load_settings(self.service_env(), tenants_file=probe)
+                return load_settings(self.service_env(), tenants_file=probe, strict_environ=True)
             except ConfigError as exc:
                 raise StackError(f"service settings: {exc}") from None
 
@@ -264,7 +259,7 @@ class Stack:
         base_url = self.config.database_url
         self.schema = _schema(base_url, self.config.schema_prefix)
         self.db_url = schema_url(base_url, self.schema)
-        self._log(f"database: schema {self.schema} on {_redact(base_url)}")
+        self._log(f"database: schema {self.schema} on {redact(base_url)}")
 
         self.n8n_port = self.config.n8n_port or free_port()
         self._write_files()

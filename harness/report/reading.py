@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NoReturn, cast
 
 from harness.inputs import Reader, read_json
+from harness.outputs import redacted
 from harness.report.model import (
     CHAOS_SCHEMA,
     LOAD_SCHEMA,
@@ -184,7 +185,8 @@ def resolve_results_path(path: Path) -> Path:
 def load_results(path: Path) -> ChaosResults | LoadResults:
     """Read and validate one results file (or directory holding `results.json`)."""
     file = resolve_results_path(path)
-    return results_from(read_json(file, str(file), _results_error), file)
+    # Results written before redaction existed may hold a secret: no report repeats it.
+    return results_from(redacted(read_json(file, str(file), _results_error)), file)
 
 
 def results_from(doc: object, path: Path) -> ChaosResults | LoadResults:

@@ -70,7 +70,7 @@ class Parser(Reader):
     def settings(self, overrides: Mapping[str, str]) -> Settings:
         environ = {**DEFAULT_SETTINGS, **overrides}
         try:
-            return load_settings(environ)
+            return load_settings(environ, strict_environ=True)
         except ConfigError as exc:
             self.fail(f"settings.{exc.key}", exc.problem)
             raise  # unreachable: fail raises

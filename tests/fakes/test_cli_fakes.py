@@ -185,3 +185,34 @@ def test_fake_stripe_send_exits_1_when_a_bad_request_is_accepted(
     argv = ["fake-stripe", "send", "--to", url, "--secret", SECRET, "--scenario", "wrong-secret"]
     assert main(argv) == 1
     assert "1 accepted that should have been rejected" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("source", ["file", "environment"])
+def test_fake_stripe_send_takes_the_secret_off_the_command_line(
+    endpoint: tuple[str, _Endpoint],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    source: str,
+) -> None:
+    url, _app = endpoint
+    argv = ["fake-stripe", "send", "--to", url, "--count", "1", "--seed", "5"]
+    if source == "file":
+        secret_file = tmp_path / "whsec.txt"
+        secret_file.write_text(SECRET + "\n", encoding="utf-8")
+        argv += ["--secret-file", str(secret_file)]
+        monkeypatch.delenv("STRIPE_WEBHOOK_SECRET", raising=False)
+    else:
+        monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", SECRET)
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert [json.loads(line)["status"] for line in out.splitlines()] == [200]
+    assert SECRET not in out + err
+
+
+def test_fake_stripe_send_without_a_secret_exits_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STRIPE_WEBHOOK_SECRET", raising=False)
+    assert main(["fake-stripe", "send", "--to", "http://127.0.0.1:9/x"]) == 2
+    assert "--secret-file FILE or set STRIPE_WEBHOOK_SECRET" in capsys.readouterr().err

@@ -66,7 +66,7 @@ def test_port_in_use(flag: str, out: Path, capsys: pytest.CaptureFixture[str]) -
         (["--user-classes", "cron,robots"], "--user-classes: unknown user class 'robots'"),
         (["--share", "duplicate=2"], "--share: duplicate must lie in [0, 1]"),
         (["--share", "typo=0.1"], "--share: unknown share 'typo'"),
-        (["--share", "duplicate"], "--share: expected KEY=VALUE"),
+        (["--share", "duplicate"], "--share: expected NAME=VALUE"),
         (["--wait", "2-1"], "--wait: need 0 <= MIN <= MAX"),
         (["--set", "N8N_MAX_RETRIES=lots"], "N8N_MAX_RETRIES (environment): must be a whole"),
         (["--set", "N8N_TYPO=1"], "N8N_TYPO (environment): unknown setting"),

@@ -35,7 +35,6 @@ def no_uvicorn(monkeypatch: pytest.MonkeyPatch) -> None:
     ("env", "argv", "names"),
     [
         ({"N8N_MAX_RETRIES": "three"}, [], "N8N_MAX_RETRIES (environment)"),
-        ({"RELIABILITY_TYPO": "1"}, [], "RELIABILITY_TYPO"),
         ({}, ["--env-file", "/nonexistent/.env"], "/nonexistent/.env"),
         ({}, ["--tenants", "{tenants}"], "tenants[0].concurrency_limit"),
         ({}, ["--workers", "0"], "--workers"),

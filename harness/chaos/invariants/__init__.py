@@ -24,6 +24,7 @@ from harness.chaos.invariants.quotas import check_quotas
 from harness.sim import SimRun
 from harness.sim.scenario import CATALOGUE, display_path
 from harness.verdict import Counterexample, InvariantResult
+from reliability.redact import redact
 
 __all__ = [
     "CHECKERS",
@@ -52,7 +53,7 @@ def reproduce_command(run: SimRun) -> str:
     target = Path(file).stem if builtin else file
     cmd = f"reliability-harness chaos --scenario {target} --seed {run.seed}"
     if run.store_url.startswith(("postgresql://", "postgres://")):
-        cmd += f" --database-url {run.store_url}"
+        cmd += f" --database-url {redact(run.store_url)}"
     return cmd
 
 
