@@ -1,0 +1,1 @@
+"""Swarm testing: generated scenarios over many seeds, checked, shrunk, sharded, covered."""
