@@ -66,13 +66,18 @@ def _with(doc: Doc, edit: Callable[[Doc], None]) -> Doc:
     return out
 
 
-def _drops(doc: Doc, path: tuple[str, ...]) -> Iterator[Doc]:
+def _drops(doc: Doc, path: tuple[Any, ...]) -> Iterator[Doc]:
     """One candidate per item of the list or mapping at `path`, without that item."""
     node: Any = doc
     for key in path:
-        if not isinstance(node, dict) or key not in node:
+        if (isinstance(node, dict) and key in node) or (
+            isinstance(node, list) and isinstance(key, int) and key < len(node)
+        ):
+            node = node[key]
+        else:
             return
-        node = node[key]
+    if not isinstance(node, list | dict):
+        return
     keys = list(range(len(node))) if isinstance(node, list) else list(node)
     for k in reversed(keys):
 
@@ -85,8 +90,29 @@ def _drops(doc: Doc, path: tuple[str, ...]) -> Iterator[Doc]:
         yield _with(doc, drop)
 
 
+_SECTIONS: tuple[tuple[tuple[str, ...], Any], ...] = (
+    (("settings",), {}),
+    (("stripe",), {}),
+    (("crashes",), []),
+    (("traffic", "bursts"), []),
+    (("dlq", "retries"), []),
+    (("n8n", "faults", "rules"), []),
+)
+"""Whole sections emptied in one cut (cheaper than one item at a time when none matters)."""
+
+
+def _emptied(doc: Doc) -> Iterator[Doc]:
+    for path, empty in _SECTIONS:
+        node: Any = doc
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if node:
+            yield _with(doc, _setter(path[:-1], path[-1], copy.deepcopy(empty)))
+
+
 def candidates(doc: Doc) -> Iterator[Doc]:
     """Smaller documents, biggest cuts first."""
+    yield from _emptied(doc)
     groups = doc.get("tenants", [])
     if len(groups) > 1:
         yield from _drops(doc, ("tenants",))
@@ -102,14 +128,14 @@ def candidates(doc: Doc) -> Iterator[Doc]:
     rules = doc.get("n8n", {}).get("faults", {}).get("rules", [])
     yield from _drops(doc, ("n8n", "faults", "rules"))
     for i in range(len(rules)):
-        yield from _drops(doc, ("n8n", "faults", "rules", i))  # type: ignore[arg-type]
+        yield from _drops(doc, ("n8n", "faults", "rules", i))
     yield from _drops(doc, ("stripe",))
     yield from _drops(doc, ("dlq", "retries"))
     yield from _drops(doc, ("settings",))
     yield from _halve_time(doc)
     for i, g in enumerate(groups):
         if "config" in g:
-            yield from _drops(doc, ("tenants", i, "config"))  # type: ignore[arg-type]
+            yield from _drops(doc, ("tenants", i, "config"))
     yield from _drops(doc, ("traffic", "mix"))
 
 
@@ -130,6 +156,8 @@ def _halve_time(doc: Doc) -> Iterator[Doc]:
     if duration > 1:
         yield _with(doc, _setter(("traffic",), "duration", duration / 2))
     settle = float(doc.get("settle", 3600.0))
+    if settle > 0:
+        yield _with(doc, _setter((), "settle", 0.0))
     if settle > 1:
         yield _with(doc, _setter((), "settle", settle / 2))
 
