@@ -7,15 +7,20 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import yaml
 
+from harness.cli import main
 from harness.cli.swarm import SwarmRequest, run_swarm_command
 from harness.report.model import load_results
+from harness.report.swarm import merge_entries, read_swarm_sections, swarm_summary
 from harness.sim import simulate
 from harness.sim.scenario import load_scenario
+from harness.swarm.coverage import EXPECTED
 from harness.swarm.generate import FAULT_KINDS, enabled_kinds, generate, scenario_of
 from harness.swarm.reproducer import dump
-from harness.swarm.run import Options, run_one
+from harness.swarm.run import Options, run_one, run_swarm
+from harness.swarm.shard import Shard, ShardError, parse_duration, parse_shard, run_seeds
 
 
 def test_generated_documents_are_valid_and_vary() -> None:
@@ -72,3 +77,61 @@ def test_options_default_to_the_embedded_store() -> None:
     assert entry["passed"], entry["broken"]
     assert set(entry["invariants"]) >= {"nothing_lost", "quotas", "dlq_ttl"}
     assert entry["coverage"]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [("3/2", "between 1 and M"), ("0/2", "between 1 and M"), ("1", "I/M"), ("a/b", "I/M")],
+)
+def test_bad_shards_are_refused(text: str, problem: str) -> None:
+    with pytest.raises(ShardError, match=problem):
+        parse_shard(text)
+
+
+def test_durations() -> None:
+    assert [parse_duration(t) for t in ("90", "90s", "10m", "1.5h")] == [90, 90, 600, 5400]
+    with pytest.raises(ShardError, match="positive duration"):
+        parse_duration("10 minutes")
+
+
+def test_shards_are_disjoint_and_cover_the_swarm() -> None:
+    whole = [s for _, s in run_seeds(100, 10)]
+    parts = [[s for _, s in run_seeds(100, 10, Shard(i, 3))] for i in (1, 2, 3)]
+    assert sorted(s for p in parts for s in p) == whole == list(range(100, 110))
+    assert parts[0] == [100, 103, 106, 109]
+
+
+def test_a_time_budget_stops_starting_runs() -> None:
+    ticks = iter(range(1000))
+    entries = run_swarm(5, None, Options(), budget=2.5, clock=lambda: float(next(ticks)))
+    # the clock reads 0 at the start, then 1 and 2 before runs 1 and 2, 3 stops
+    assert [e["seed"] for e in entries] == [5, 6]
+
+
+def test_two_shards_merged_give_the_report_of_one_run(tmp_path: Path) -> None:
+    def swarm(out: Path, shard: str, jobs: int) -> None:
+        request = SwarmRequest(runs=4, seed=20, shard=shard, jobs=jobs, out=out, quiet=True)
+        run_swarm_command(request, stdout=io.StringIO(), stderr=io.StringIO())
+
+    swarm(tmp_path / "a", "1/2", 1)
+    swarm(tmp_path / "b", "2/2", 1)
+    swarm(tmp_path / "whole", "1/1", 2)
+    merged = read_swarm_sections([tmp_path / "a", tmp_path / "b"])
+    whole = read_swarm_sections([tmp_path / "whole"])
+    assert [e["seed"] for e in merged[0]["entries"]] == [20, 22]
+    assert swarm_summary(merge_entries(merged), EXPECTED) == swarm_summary(
+        merge_entries(whole), EXPECTED
+    )
+    for name in ("a", "whole"):
+        assert main(["report", str(tmp_path / name), "--out", str(tmp_path / f"r-{name}")]) == 0
+    assert (
+        main(["report", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "r")])
+        == 0
+    )
+
+    def section(report: str) -> str:
+        text = (tmp_path / report / "summary.md").read_text()
+        return text[text.index("## Swarm") :]
+
+    assert section("r") == section("r-whole") != section("r-a")
+    assert 'id="swarm-h"' in (tmp_path / "r" / "index.html").read_text()

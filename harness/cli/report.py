@@ -15,6 +15,7 @@ from typing import Any
 
 from harness.report import ResultsError, build_report, write_report
 from harness.report.check import compare_reports, read_report_dir, report_problems
+from harness.report.swarm import add_swarm_section, read_swarm_sections
 
 __all__ = ["register"]
 
@@ -44,11 +45,20 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_run)
 
 
+def _expected() -> tuple[str, ...]:
+    """What a swarm should reach (`harness.swarm.coverage.EXPECTED`): the report lists what
+    no run reached."""
+    from harness.swarm.coverage import EXPECTED
+
+    return EXPECTED
+
+
 def _run(args: argparse.Namespace) -> int:
     # The only clock read: the generation time printed in the environment section.
     generated_at = datetime.now(UTC).replace(microsecond=0).isoformat()
     try:
         files = build_report(list(args.results), generated_at=generated_at)
+        files = add_swarm_section(files, read_swarm_sections(args.results), _expected())
     except ResultsError as exc:
         print(f"reliability-harness report: {exc}", file=sys.stderr)
         return 2

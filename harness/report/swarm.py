@@ -10,11 +10,22 @@ files come: two shards merged give the same summary as one run over the same see
 
 from __future__ import annotations
 
+import html
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["SWARM_VERSION", "merge_entries", "render_swarm_markdown", "swarm_summary"]
+__all__ = [
+    "SWARM_VERSION",
+    "add_swarm_section",
+    "merge_entries",
+    "read_swarm_sections",
+    "render_swarm_html",
+    "render_swarm_markdown",
+    "swarm_summary",
+]
 
 SWARM_VERSION: Final = 1
 """Version of the `swarm` section of results.json."""
@@ -143,3 +154,70 @@ def render_swarm_markdown(summary: Mapping[str, Any]) -> str:
 
 def _pairs(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
+
+
+def render_swarm_html(summary: Mapping[str, Any]) -> str:
+    """The summary as an HTML section (no scripts, like the rest of the report)."""
+    e = html.escape
+    rows = "".join(
+        f"<tr><td><code>{e(name)}</code></td><td>{r['runs']}</td><td>{r['held']}</td>"
+        f"<td>{r['broken']}</td><td>{r['checked']}</td></tr>"
+        for name, r in summary["invariants"].items()
+    )
+    parts = [
+        '<section aria-labelledby="swarm-h"><h2 id="swarm-h">Swarm</h2>',
+        f"<p>{summary['runs']} generated runs (seeds {e(summary['seeds'] or 'none')}), "
+        f"{summary['passed']} with every invariant holding.</p>",
+        "<table><thead><tr><th>invariant</th><th>runs</th><th>held</th><th>broken</th>"
+        f"<th>facts checked</th></tr></thead><tbody>{rows}</tbody></table>",
+        f"<p>Fault kinds enabled (runs): {e(_pairs(summary['kinds']))}</p><ul>",
+        *(f"<li>{e(k)}: {e(_pairs(v))}</li>" for k, v in summary["params"].items()),
+        f"</ul><p>Coverage (times reached over all runs): {e(_pairs(summary['coverage']))}</p>",
+    ]
+    if summary["unreached"]:
+        parts.append(f"<p>Not reached by any run: {e(', '.join(summary['unreached']))}</p>")
+    if summary["failures"]:
+        parts.append("<h3>Failures</h3><ul>")
+        for f in summary["failures"]:
+            rep = f["reproducer"]
+            shrunk = f"; shrunk: <code>{e(rep['command'])}</code>" if rep else ""
+            parts.append(
+                f"<li>seed {f['seed']}: {e(', '.join(f['broken']))}: {e(f['details'])}; "
+                f"rerun: <code>{e(f['command'])}</code>{shrunk}</li>"
+            )
+        parts.append("</ul>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def read_swarm_sections(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """The `swarm` sections of the results files among `paths` (files or folders holding a
+    `results.json`); files without one (catalogue runs, load results) give none."""
+    sections = []
+    for path in paths:
+        file = path / "results.json" if path.is_dir() else path
+        try:
+            doc = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # the report's own reader has already said what is wrong with it
+        if isinstance(doc, dict) and isinstance(doc.get("swarm"), dict):
+            sections.append(doc["swarm"])
+    return sections
+
+
+def add_swarm_section(
+    files: Mapping[str, str], sections: Sequence[Mapping[str, Any]], expected: Sequence[str]
+) -> dict[str, str]:
+    """The report's files with the merged swarm summary added to the Markdown summary and
+    the HTML page (unchanged when no input was a swarm)."""
+    out = dict(files)
+    if not sections:
+        return out
+    summary = swarm_summary(merge_entries(sections), expected)
+    if "summary.md" in out:
+        out["summary.md"] = out["summary.md"].rstrip("\n") + "\n\n" + render_swarm_markdown(summary)
+    page = out.get("index.html")
+    if page is not None and "</main>" in page:
+        head, tail = page.rsplit("</main>", 1)
+        out["index.html"] = head + render_swarm_html(summary) + "</main>" + tail
+    return out
