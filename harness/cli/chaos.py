@@ -102,8 +102,9 @@ def _register_swarm(parser: Any) -> None:
     swarm.add_argument(
         "--differential",
         action="store_true",
-        help="run every generated scenario on the embedded store and on PostgreSQL "
-        "(--database-url, default: an embedded PostgreSQL 16) and require equal traces",
+        help="run every scenario (generated, or given with --scenario) on the embedded store "
+        "and on PostgreSQL (--database-url, default: an embedded PostgreSQL 16) and require "
+        "equal traces",
     )
     swarm.add_argument(
         "--no-shrink", action="store_true", help="do not shrink failures to reproducers"
@@ -120,6 +121,8 @@ def main(args: argparse.Namespace) -> int:
         return BAD_INPUT
     if args.swarm is not None or args.budget is not None:
         return _swarm(args, command)
+    if args.differential:
+        return _differential(args)
     with _database(args.database_url, args.data_dir) as database_url:
         return run_chaos(
             scenarios=args.scenario,
@@ -164,6 +167,15 @@ def _swarm(args: argparse.Namespace, command: str) -> int:
             command=command,
         )
         return run_swarm_command(request)
+
+
+def _differential(args: argparse.Namespace) -> int:
+    """`--differential` without `--swarm`: the given scenarios on both stores."""
+    from harness.cli.swarm import differential_scenarios
+
+    with _database(args.database_url or EMBEDDED, args.data_dir) as database_url:
+        assert database_url is not None
+        return differential_scenarios(args.scenario or [], args.seed, database_url)
 
 
 @contextlib.contextmanager

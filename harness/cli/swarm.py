@@ -22,7 +22,7 @@ from typing import Any, TextIO
 from harness.cli.exits import BROKEN, OK
 from harness.cli.progress import ProgressPrinter
 
-__all__ = ["SwarmRequest", "run_swarm_command", "summary_lines"]
+__all__ = ["SwarmRequest", "differential_scenarios", "run_swarm_command", "summary_lines"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,3 +136,41 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
         if rep:
             lines.append(f"  shrunk ({rep['size']}): {rep['command']}")
     return lines
+
+
+def differential_scenarios(
+    names: Sequence[str],
+    seed: int | None,
+    database_url: str,
+    *,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Each scenario (default: the catalogue) on the embedded store and on `database_url`:
+    equal traces, or the first lines where they part (exit 1)."""
+    from harness.sim import simulate
+    from harness.sim.scenario import ScenarioError, find_scenario, load_catalogue
+    from harness.swarm.run import first_difference
+
+    so = stdout if stdout is not None else sys.stdout
+    se = stderr if stderr is not None else sys.stderr
+    try:
+        chosen = [find_scenario(n) for n in names] if names else load_catalogue()
+    except ScenarioError as exc:
+        se.write(f"reliability-harness chaos: error: {exc}\n")
+        return 2
+    differ = 0
+    for sc in chosen:
+        run_seed = sc.seed if seed is None else seed
+        embedded = simulate(sc, seed=run_seed, store_url="sqlite://:memory:")
+        postgres = simulate(sc, seed=run_seed, store_url=database_url)
+        diff = first_difference(embedded.trace.lines, postgres.trace.lines)
+        if diff is None:
+            so.write(f"same   {sc.name} seed {run_seed}: {embedded.trace_hash[:16]}\n")
+            continue
+        differ += 1
+        so.write(
+            f"DIFFER {sc.name} seed {run_seed} from trace line {diff['line']}:\n"
+            f"  embedded: {diff['first']}\n  postgres: {diff['second']}\n"
+        )
+    return BROKEN if differ else OK

@@ -172,8 +172,10 @@ def _shrink(doc: Doc, seed: int, invariant: str, options: Options) -> dict[str, 
     small["description"] = f"Shrunk from run seed {seed}: breaks {invariant}"
     path = options.reproducers / f"{small['name']}.yaml"
     command = f"reliability-harness chaos --scenario {path.as_posix()} --seed {seed}"
-    if options.differential_url is not None:
+    if invariant == "differential":
         command = f"{command} --differential"
+    elif options.store_url:
+        command = f"{command} --database-url {options.store_url}"
     path.parent.mkdir(parents=True, exist_ok=True)
     origin = f"Shrunk by reliability-harness chaos --swarm from run seed {seed}."
     text = reproducer_text(
