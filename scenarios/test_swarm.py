@@ -16,11 +16,12 @@ from harness.report.model import load_results
 from harness.report.swarm import merge_entries, read_swarm_sections, swarm_summary
 from harness.sim import simulate
 from harness.sim.scenario import load_scenario
-from harness.swarm.coverage import EXPECTED
+from harness.swarm.coverage import EXPECTED, coverage, merge, unreached
 from harness.swarm.generate import FAULT_KINDS, enabled_kinds, generate, scenario_of
 from harness.swarm.reproducer import dump
 from harness.swarm.run import Options, run_one, run_swarm
 from harness.swarm.shard import Shard, ShardError, parse_duration, parse_shard, run_seeds
+from scenarios.conftest import make
 
 
 def test_generated_documents_are_valid_and_vary() -> None:
@@ -135,3 +136,33 @@ def test_two_shards_merged_give_the_report_of_one_run(tmp_path: Path) -> None:
 
     assert section("r") == section("r-whole") != section("r-a")
     assert 'id="swarm-h"' in (tmp_path / "r" / "index.html").read_text()
+
+
+def test_coverage_counts_what_a_run_exercised() -> None:
+    scenario = make(
+        settings={
+            "N8N_CIRCUIT_BREAKER_THRESHOLD": 2,
+            "N8N_MAX_RETRIES": 1,
+            "N8N_DLQ_TTL_HOURS": 0.05,
+        },
+        n8n={"faults": {"rules": [{"outages": [{"start": 100, "end": 300, "fault": 500}]}]}},
+        crashes=[{"at": 400, "restart": 420}],
+        dlq={"probes": 3},
+    )
+    run = simulate(scenario)
+    counts = coverage(run)
+    opened = sum(
+        1
+        for _, _, e in run.records.events
+        if type(e).__name__ == "BreakerChanged" and e.new.value == "OPEN"
+    )
+    assert counts["breaker:CLOSED->OPEN"] + counts.get("breaker:HALF_OPEN->OPEN", 0) == opened > 0
+    assert counts["dlq:HTTP_5XX"] == run.figures["dead_lettered"] > 0
+    assert counts["crash:idle"] + counts.get("crash:with_work_in_flight", 0) == 1
+    assert counts["n8n:status:500"] > 0
+    assert counts["dlq:probe"] == len(run.records.probes) > 0
+    total = merge([counts, counts])
+    assert total["n8n:status:500"] == 2 * counts["n8n:status:500"]
+    missing = unreached(total)
+    assert "breaker:CLOSED->OPEN" not in missing
+    assert "stripe:replay" in missing  # this scenario sends no replays
