@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.chaos.invariants import check_run
 from harness.cli import main
 from harness.cli.swarm import SwarmRequest, run_swarm_command
 from harness.report.model import load_results
@@ -166,3 +167,21 @@ def test_coverage_counts_what_a_run_exercised() -> None:
     missing = unreached(total)
     assert "breaker:CLOSED->OPEN" not in missing
     assert "stripe:replay" in missing  # this scenario sends no replays
+
+
+def test_a_delivery_dead_lettered_again_after_a_manual_retry_is_checked_right() -> None:
+    """Regression (found by the swarm, seed 1): a delivery retried by hand, dead-lettered
+    again under the same DLQ id and retried again broke dlq_ttl falsely, because the checker
+    only knew the last entry per DLQ id."""
+    scenario = make(
+        tenants=[{"id": "t", "config": {"retry_policy": {"max_retries": 0}}}],
+        traffic={"events": 3, "duration": 60},
+        n8n={"faults": {"rules": [{"status": {"500": 1.0}}]}},
+        dlq={"retries": [{"at": 200, "count": 3}, {"at": 500, "count": 3}], "probes": 0},
+    )
+    run = simulate(scenario)
+    (result,) = check_run(run, ["dlq_ttl"])
+    assert result.passed, result.details
+    again = [r for r in run.records.retries if r.new_outbox_id is not None and r.t >= 500]
+    assert again and all(r.retry_count == 1 for r in again)  # each went through twice
+    assert result.checked >= 6
