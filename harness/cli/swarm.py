@@ -81,7 +81,8 @@ def run_swarm_command(
         reproducers=request.out / "reproducers" if request.shrink else None,
         shrink_budget=request.shrink_budget,
     )
-    draw = ProgressPrinter("swarm", stream=se, mode="off" if request.quiet else None)
+    unit = "of the runs" if request.runs is not None and request.budget is None else "of the time"
+    draw = ProgressPrinter("swarm", stream=se, mode="off" if request.quiet else None, unit=unit)
     done = [0]
     clock = time.monotonic
     started = clock()
@@ -90,10 +91,10 @@ def run_swarm_command(
         done[0] += 1
         if not entry["passed"]:
             se.write(f"BROKEN seed {entry['seed']}: {', '.join(entry['broken'])}\n")
-        if request.runs is not None:
-            draw(done[0] / max(1, -(-request.runs // parse_shard(request.shard).count)))
-        elif request.budget:
+        if request.budget is not None:
             draw(min(1.0, (clock() - started) / request.budget))
+        elif request.runs is not None:
+            draw(done[0] / max(1, -(-request.runs // parse_shard(request.shard).count)))
 
     entries = run_swarm(
         request.seed,

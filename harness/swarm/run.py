@@ -134,6 +134,7 @@ def run_one(seed: int, options: Options = Options()) -> dict[str, Any]:
         entry["outcome"] = _outcome(run, results, entry["command"])
         if options.reproducers is not None:
             entry["reproducer"] = _shrink(doc, seed, broken[0], options)
+            entry["outcome"]["file"] = entry["reproducer"]["file"]
     entry["wall_seconds"] = round(time.perf_counter() - started, 3)
     return entry
 
