@@ -10,6 +10,7 @@ as a catalogue YAML file. It returns the run's JSON entry (see docs/results-sche
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -135,6 +136,10 @@ def run_one(seed: int, options: Options = Options()) -> dict[str, Any]:
         if options.reproducers is not None:
             entry["reproducer"] = _shrink(doc, seed, broken[0], options)
             entry["outcome"]["file"] = entry["reproducer"]["file"]
+    del run
+    # A simulation leaves reference cycles that `simulate`'s collector settings let pile up;
+    # a worker runs hundreds of them, so collect once per run to keep its memory flat.
+    gc.collect()
     entry["wall_seconds"] = round(time.perf_counter() - started, 3)
     return entry
 
