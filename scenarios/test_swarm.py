@@ -186,3 +186,20 @@ def test_a_delivery_dead_lettered_again_after_a_manual_retry_is_checked_right() 
     assert again
     assert all(r.retry_count == 1 for r in again)  # each went through the DLQ twice
     assert result.checked >= 6
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["--swarm", "2", "--scenario", "smoke"], "give --scenario or --swarm"),
+        (["--swarm", "1", "--shard", "3/2"], "between 1 and M"),
+        (["--swarm", "0"], "at least 1"),
+        (["--for", "soon"], "positive duration"),
+    ],
+)
+def test_bad_swarm_options_exit_two(
+    argv: list[str], problem: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["chaos", *argv, "--out", str(tmp_path)]) == 2
+    assert problem in capsys.readouterr().err
+    assert not (tmp_path / "results.json").exists()
