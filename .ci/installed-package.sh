@@ -2,9 +2,9 @@
 # CI: the package as users get it. Builds the wheel, checks what it holds, installs it into fresh
 # environments in a temporary directory outside the checkout (the base install, then the
 # `pytest` extra, then `all`, each with the locked versions as constraints) and uses it there:
-# --version, a chaos run, the fake n8n answering a sample webhook, the README's plugin example
-# as a user's test file (pytest starts without pytest-asyncio too), and a load run on the
-# embedded PostgreSQL. Every wait is bounded.
+# --version, a chaos run, the fake n8n answering a sample webhook, the README's plugin examples
+# as a user's test files (pytest starts without pytest-asyncio, respx and freezegun too), and a
+# load run on the embedded PostgreSQL. Every wait is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -81,22 +81,32 @@ set -e
   || { cat "$work/serve.err"; echo "serve without [service]: exit $rc" >&2; exit 1; }
 cat "$work/serve.err"
 
-# The README's plugin example, as a user's test file (pytest's defaults: strict asyncio mode).
+# The README's plugin examples, each a user's test file (pytest's defaults: strict asyncio mode).
 mkdir -p "$work/user/tests"
-"$py" - "$repo/README.md" "$work/user/tests/test_readme_example.py" <<'PY'
+"$py" - "$repo/README.md" "$work/user/tests" <<'PY'
 import sys
 lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
-start = lines.index("<!-- doc-test: pytest -->") + 2
-end = lines.index("```", start)
-open(sys.argv[2], "w", encoding="utf-8").write("\n".join(lines[start:end]) + "\n")
+marks = [i for i, line in enumerate(lines) if line.strip() == "<!-- doc-test: pytest -->"]
+assert len(marks) >= 3, f"expected the README's three plugin examples, found {len(marks)}"
+for n, mark in enumerate(marks, 1):
+    end = lines.index("```", mark + 2)
+    with open(f"{sys.argv[2]}/test_readme_example_{n}.py", "w", encoding="utf-8") as out:
+        out.write("\n".join(lines[mark + 2 : end]) + "\n")
+print(f"{len(marks)} README examples")
 PY
 cat > "$work/user/tests/test_plain.py" <<'PY'
+import httpx
+
 def test_fake_stripe_signs(fake_stripe):
     event = fake_stripe.event("invoice.paid", tenant="acme")
     assert event["type"] == "invoice.paid"
+
+def test_fake_n8n_through_respx(fake_n8n_respx):  # a sync client of the user's own
+    r = httpx.get("http://fake-n8n.invalid/healthz")
+    assert r.json() == {"status": "ok"}
 PY
 
-step "pytest without pytest-asyncio: it starts, plain tests pass, virtual_clock names the extra"
+step "pytest without pytest-asyncio, respx, freezegun: plain tests pass, the others name extras"
 pytest_version=$(grep -i '^pytest==' "$work/constraints.txt")
 VIRTUAL_ENV="$work/base" "$uv" pip install -q "$pytest_version"
 set +e
@@ -104,11 +114,13 @@ set +e
 rc=$?
 set -e
 cat "$work/no-asyncio.log"
-[ "$rc" = 1 ] && grep -q "1 passed" "$work/no-asyncio.log" \
+[ "$rc" = 1 ] && grep -qE "(^| )1 passed" "$work/no-asyncio.log" \
   && grep -q "pip install 'reliability-harness\[pytest\]'" "$work/no-asyncio.log" \
-  || { echo "expected: the plain test passes, the example fails naming the extra" >&2; exit 1; }
+  && grep -q "needs respx, which is not installed: pip install 'reliability-harness\[respx\]'" \
+    "$work/no-asyncio.log" \
+  || { echo "expected: the plain test passes, the others fail naming the extras" >&2; exit 1; }
 
-step "the pytest extra: the README's plugin example passes"
+step "the pytest extra: the README's plugin examples pass"
 install with-pytest "$wheel[pytest]"
 (cd "$work/user" && "$work/with-pytest/bin/python" -m pytest -q -p no:cacheprovider tests)
 

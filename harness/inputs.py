@@ -3,12 +3,14 @@
 `read_document(path, error)` reads a file as UTF-8 and parses it (JSON is read as the YAML it
 is): a file that cannot be read, is not UTF-8, is not valid YAML, repeats a key in one mapping
 or nests deeper than `MAX_DEPTH` is refused naming the file (and, for syntax, line and column).
-`Reader` checks the parsed values: every refusal names the file and the key path
-(`traffic.mix.invoice.paid: must be above 0, got -1`).
+`read_json` is its strict JSON twin for machine-written files (results), where the YAML parser
+would be needlessly slow. `Reader` checks the parsed values: every refusal names the file and
+the key path (`traffic.mix.invoice.paid: must be above 0, got -1`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
@@ -18,7 +20,14 @@ import yaml
 
 from harness.errors import InputError
 
-__all__ = ["MAX_DEPTH", "ErrorFactory", "Reader", "read_document", "yaml_problem"]
+__all__ = [
+    "MAX_DEPTH",
+    "ErrorFactory",
+    "Reader",
+    "read_document",
+    "read_json",
+    "yaml_problem",
+]
 
 MAX_DEPTH: Final = 64
 """Deepest nesting of mappings and lists an input may have."""
@@ -68,6 +77,53 @@ def read_document(path: str | Path, source: str, error: ErrorFactory = InputErro
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise error(source, "(file)", yaml_problem(exc)) from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"key {key!r} appears twice in one object")
+        seen[key] = value
+    return seen
+
+
+def _depth(value: object, level: int = 0) -> int:
+    """How deep mappings and lists nest in `value` (iteratively: no recursion limit)."""
+    deepest, stack = level, [(value, level)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict | list):
+            deepest = max(deepest, d + 1)
+            if deepest > MAX_DEPTH:
+                return deepest
+            stack += [(x, d + 1) for x in (v.values() if isinstance(v, dict) else v)]
+    return deepest
+
+
+def read_json(path: str | Path, source: str, error: ErrorFactory = InputError) -> object:
+    """The parsed content of a JSON file, refused on the same grounds as `read_document`, and
+    also when empty; a syntax error at the very end says the file looks truncated."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(source, "(file)", f"not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise error(source, "(file)", f"cannot read: {exc.strerror}") from None
+    if not text.strip():
+        raise error(source, "(file)", "empty file (an interrupted run?)")
+    try:
+        doc: object = json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as exc:
+        truncated = " (the file looks truncated)" if exc.pos >= len(text.rstrip()) else ""
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise error(source, "(file)", f"not valid JSON at {where}: {exc.msg}{truncated}") from None
+    except (ValueError, RecursionError) as exc:
+        problem = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
+        raise error(source, "(file)", f"not valid JSON: {problem}") from None
+    if _depth(doc) > MAX_DEPTH:
+        raise error(source, "(file)", f"nested deeper than {MAX_DEPTH} levels")
+    return doc
 
 
 def yaml_problem(exc: yaml.YAMLError) -> str:

@@ -156,6 +156,7 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         self._io_holds = 0
         self._iterations = 0
         self._jumps = 0
+        self._watchers: tuple[Callable[[float], None], ...] = ()
         self._max_time = math.inf
         self._max_iterations = math.inf
         self.set_limits(max_time=max_time, max_iterations=max_iterations)
@@ -165,8 +166,39 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         selector.select_hook = self._virtual_select
 
     def time(self) -> float:
-        """The virtual time in seconds: 0.0 at creation, moved only by jumps to timers."""
+        """The virtual time in seconds: 0.0 at creation, moved by jumps to timers and `block`."""
         return self._now
+
+    def block(self, seconds: float) -> None:
+        """Let `seconds` of virtual time pass at once, as a call blocking the loop's thread for
+        that long would: nothing runs meanwhile, and timers that fell due run late, next.
+
+        For code that cannot yield, such as a sync HTTP client answered by a fake with latency:
+        time moves the way real blocking moves it, where waiting for real would stall the run.
+        """
+        if not _check_seconds(seconds, "seconds") >= 0:
+            raise ValueError(f"cannot block for a negative duration: {seconds!r}")
+        if self._now + seconds > self._max_time:
+            raise VirtualDeadlineExceeded(
+                self._describe(f"blocking {seconds:.6f}s passes max_time={self._max_time:.6f}s")
+            )
+        if seconds > 0:
+            self._now += seconds
+            self._moved()
+
+    def watch_time(self, watcher: Callable[[float], None]) -> Callable[[], None]:
+        """Call `watcher(t)` whenever virtual time moves (a jump or `block`), with the new time;
+        returns the function that stops watching. Used to keep a frozen wall in step."""
+        self._watchers = (*self._watchers, watcher)
+
+        def stop() -> None:
+            self._watchers = tuple(w for w in self._watchers if w is not watcher)
+
+        return stop
+
+    def _moved(self) -> None:
+        for watcher in self._watchers:
+            watcher(self._now)
 
     @property
     def iterations(self) -> int:
@@ -277,6 +309,8 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         if when > self._now:
             self._now = when
             self._jumps += 1
+            if self._watchers:
+                self._moved()
         return []
 
     def _describe(self, what: str) -> str:

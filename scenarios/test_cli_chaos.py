@@ -50,7 +50,8 @@ def test_broken_invariant_exits_one_with_a_junit_failure(tmp_path: Path) -> None
     root = ET.parse(tmp_path / "out" / "junit.xml").getroot()
     failures = root.findall(".//failure")
     assert failures
-    assert "reproduce:" in (failures[0].text or "")
+    # One JUnit writer for chaos and report: the failure names the command that reproduces it.
+    assert "Reproduce: reliability-harness chaos --scenario" in (failures[0].text or "")
 
 
 def test_bad_scenario_file_exits_two(tmp_path: Path) -> None:

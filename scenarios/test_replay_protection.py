@@ -94,7 +94,7 @@ def test_replay_scenario_holds_on_postgres(pg_url: str) -> None:
     assert outcome.runs[0].figures["events_accepted"] == 80
 
 
-def test_seed_ledger_guard_versus_processed_set() -> None:
+def test_step06_ledger_guard_versus_processed_set() -> None:
     guard = SeedLedgerGuard()
     assert guard.admit("t", "evt_b", 200)
     assert not guard.admit("t", "evt_a", 100)  # legitimate but older: dropped
@@ -104,8 +104,8 @@ def test_seed_ledger_guard_versus_processed_set() -> None:
     f = outcome.runs[0].figures
     assert f["fixed_replays_accepted"] == 0
     assert f["fixed_legitimate_dropped"] == 0
-    assert f["seed_legitimate_dropped"] > 100
-    assert f["seed_replays_accepted"] > 0
+    assert f["step06_legitimate_dropped"] > 100
+    assert f["step06_replays_accepted"] > 0
     assert outcome.comparison is not None
     assert len(outcome.comparison["rows"]) == 2
 

@@ -66,7 +66,7 @@ def test_tenant_groups_expand_with_the_seed_json_shape() -> None:
             "N8N_MAX_CONCURRENCY",
         ),
         ({"invariants": {"nothing_lost": {"speed": 1}}}, "invariants.nothing_lost.speed", ""),
-        ({"comparison": {"kind": "race"}}, "comparison.kind", "herd or replay"),
+        ({"comparison": {"kind": "race"}}, "comparison.kind", "herd, replay or aws-occ"),
     ],
 )
 def test_bad_values_name_the_key(data: dict[str, object], key: str, problem: str) -> None:

@@ -171,3 +171,36 @@ def test_main_returns_the_commands_code(capsys: pytest.CaptureFixture[str]) -> N
     assert '"title": "reliability-harness fault profile"' in capsys.readouterr().out
     assert main(["chaos", "--scenario", "nope"]) == BAD_INPUT
     assert "no such scenario; known:" in capsys.readouterr().err
+
+
+def test_the_chaos_summary_claims_nothing_a_model_scenario_did_not_measure() -> None:
+    from harness.cli.chaos import summary_table
+
+    base = {"invariants": [{"passed": True}], "simulated_seconds": 3600.0, "wall_seconds": 1.0}
+    occ = {
+        **base,
+        "name": "aws-occ",
+        "trace_hash": "a" * 64,
+        "figures": {"runs_per_point": 20.0},
+        "comparison": {
+            "kind": "aws-occ",
+            "columns": ["strategy", "clients", "calls", "completion_s"],
+            "rows": [["full", 10, 38.45, 0.47]],
+            "verdict": "reproduce the published shape",
+        },
+    }
+    herd_row = ["none", False, 600, 600, 6092, None, 540, 60, 5492]
+    herd = {
+        **base,
+        "name": "herd",
+        "trace_hash": "b" * 64,
+        "figures": {"events_generated": 600.0},
+        "comparison": {"kind": "herd", "columns": ["strategy"] * 9, "rows": [herd_row] * 2},
+    }
+    lines = summary_table([occ, herd]).splitlines()
+    occ_line = next(line for line in lines if line.startswith("aws-occ"))
+    assert occ_line.split()[3:9] == ["-", "-", "-", "-", "-", "1.0"]
+    herd_line = next(line for line in lines if line.startswith("herd"))
+    # Events of both variants' runs beside the delivered and calls summed over them.
+    assert herd_line.split()[3:8] == ["1200", "1080", "120", "12184", "600"]
+    assert "none | False | 600 | 600 | 6092 | never |" in "\n".join(lines)

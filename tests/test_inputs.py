@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import InputError
-from harness.inputs import MAX_DEPTH, Reader, read_document
+from harness.inputs import MAX_DEPTH, Reader, read_document, read_json
+from harness.outputs import write_text_atomic
 
 
 def _file(tmp_path: Path, text: str | bytes) -> Path:
@@ -64,3 +65,35 @@ def test_reader_names_the_key_path() -> None:
         r.span("delay", [2, 1])
     assert r.items("list", None) == []
     assert r.probability("p", 0.5) == 0.5
+
+
+def test_read_json_refuses_repeated_keys_truncation_and_emptiness(tmp_path: Path) -> None:
+    ok = tmp_path / "ok.json"
+    ok.write_text('{"a": [1, {"b": null}]}', encoding="utf-8")
+    assert read_json(ok, "ok.json") == {"a": [1, {"b": None}]}
+    cases = {
+        '{"a": 1, "a": 2}': "key 'a' appears twice in one object",
+        '{"a": [1, 2': "(the file looks truncated)",
+        "  \n": "empty file",
+        "[" * 70 + "]" * 70: "nested deeper than 64 levels",
+    }
+    for text, problem in cases.items():
+        bad = tmp_path / "bad.json"
+        bad.write_text(text, encoding="utf-8")
+        with pytest.raises(InputError) as err:
+            read_json(bad, "bad.json")
+        assert err.value.source == "bad.json"
+        assert problem in err.value.problem
+
+
+def test_write_text_atomic_replaces_whole_and_leaves_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "results.json"
+    write_text_atomic(target, "first\n")
+    write_text_atomic(target, "second\n")
+    assert target.read_text(encoding="utf-8") == "second\n"
+    assert [p.name for p in target.parent.iterdir()] == ["results.json"]
+    # A write that fails half way leaves the old file and no temporary behind.
+    with pytest.raises(UnicodeEncodeError):
+        write_text_atomic(target, "third \ud800\n")
+    assert target.read_text(encoding="utf-8") == "second\n"
+    assert [p.name for p in target.parent.iterdir()] == ["results.json"]

@@ -439,6 +439,48 @@ def test_real_postgres_under_virtual_time(pg_url: str) -> None:
     assert (during, after) == (0.0, 60.0)
 
 
+# --- blocking and watching time --------------------------------------------------------------
+
+
+def test_block_moves_time_at_once_and_watchers_see_every_move() -> None:
+    async def main(clock: VirtualClock) -> tuple[list[float], list[str]]:
+        loop = clock.loop
+        seen: list[float] = []
+        order: list[str] = []
+        stop = loop.watch_time(seen.append)
+
+        async def late() -> None:
+            await asyncio.sleep(5)
+            order.append(f"timer at {loop.time():g}")
+
+        task = asyncio.create_task(late())
+        await asyncio.sleep(0)
+        loop.block(0)  # no move, no call
+        loop.block(12.5)  # the timer due at 5 runs late, after the block
+        order.append(f"blocked until {loop.time():g}")
+        await task
+        await asyncio.sleep(1)  # a jump
+        stop()
+        await asyncio.sleep(1)  # not seen any more
+        with pytest.raises(ValueError, match="negative"):
+            loop.block(-1)
+        with pytest.raises(ValueError, match="finite"):
+            loop.block(math.inf)
+        return seen, order
+
+    seen, order = run(main)
+    assert seen == [12.5, 13.5]
+    assert order == ["blocked until 12.5", "timer at 12.5"]
+
+
+def test_block_past_max_time_is_a_runaway() -> None:
+    async def main(clock: VirtualClock) -> None:
+        clock.loop.block(3601)
+
+    with pytest.raises(VirtualDeadlineExceeded, match=r"blocking 3601\.0+s passes max_time"):
+        run(main, max_virtual_seconds=3600)
+
+
 # --- guards -----------------------------------------------------------------------------------
 
 

@@ -265,9 +265,9 @@ def run_chaos(
                 if inv["counterexample"] is not None:
                     se.write(render_counterexample(inv["counterexample"]) + "\n")
     total = time.perf_counter() - started
-    document = results_document(docs, seed=seed if seed is not None else -1, command=command)
+    document = results_document(docs, seed=seed, command=command)
     write_json(out / "results.json", document)
-    write_junit(out / "junit.xml", docs)
+    write_junit(out / "junit.xml", document)
     so.write(summary_table(docs))
     broken = sum(1 for d in docs if not d["passed"])
     so.write(
@@ -383,15 +383,23 @@ def summary_table(scenarios: Sequence[Mapping[str, Any]]) -> str:
         f = d["figures"]
         comparison = d["comparison"]
         if comparison is not None and comparison["kind"] == "herd":
-            calls = sum(int(r[4]) for r in comparison["rows"])
-            peak = max(int(r[2]) for r in comparison["rows"])
-            delivered = sum(int(r[6]) for r in comparison["rows"])
-            dead = sum(int(r[7]) for r in comparison["rows"])
+            counts = [
+                sum(int(r[4]) for r in comparison["rows"]),
+                max(int(r[2]) for r in comparison["rows"]),
+                sum(int(r[6]) for r in comparison["rows"]),
+                sum(int(r[7]) for r in comparison["rows"]),
+            ]
         else:
-            calls, peak = int(f["n8n_calls"]), int(f["peak_arrivals_per_s"])
-            delivered, dead = int(f["delivered"]), int(f["dead_lettered"])
+            counts = [
+                f.get(k) for k in ("n8n_calls", "peak_arrivals_per_s", "delivered", "dead_lettered")
+            ]
+        # A model scenario (aws-occ) runs no events through the service: "-", not 0.
+        calls, peak, delivered, dead = ("-" if v is None else str(int(v)) for v in counts)
+        events = f.get("events_generated")
+        if events is not None and comparison is not None and comparison["kind"] == "herd":
+            events *= len(comparison["rows"])  # every variant's run, like the sums beside it
         lines.append(
-            f"{d['name']:<20} {verdict:<12} {int(f['events_generated']):>8} "
+            f"{d['name']:<20} {verdict:<12} {'-' if events is None else int(events):>8} "
             f"{delivered:>9} {dead:>6} {calls:>9} {peak:>6} "
             f"{float(d['simulated_seconds']) / 3600:>6.1f} {float(d['wall_seconds']):>7.1f}  "
             f"{d['trace_hash'][:16]}"
@@ -406,6 +414,8 @@ def summary_table(scenarios: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _cell(value: object) -> str:
+    if value is None:  # a time that never came (not every delivery was made)
+        return "never"
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)

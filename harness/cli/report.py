@@ -1,4 +1,5 @@
-"""`reliability-harness report RESULTS... (--out DIR | --check DIR)`.
+"""`reliability-harness report RESULTS... (--out DIR | --check DIR) [--title T] [--about FILE.md]
+[--no-findings]`.
 
 Builds the report (index.html, summary.md, report.json, junit.xml) from chaos and load results,
 or, with `--check`, builds it in memory and compares it with a committed report: the CI check
@@ -15,6 +16,7 @@ from typing import Any
 
 from harness.report import ResultsError, build_report, write_report
 from harness.report.check import compare_reports, read_report_dir, report_problems
+from harness.report.options import DEFAULT_TITLE, ReportOptions
 from harness.report.swarm import add_swarm_section, read_swarm_sections
 
 __all__ = ["register"]
@@ -42,6 +44,21 @@ def register(subparsers: Any) -> None:
         help="write nothing; exit 1 unless the report equals the one in DIR outside its "
         "environment sections",
     )
+    p.add_argument(
+        "--title", default=DEFAULT_TITLE, metavar="TEXT", help=f"the page title ({DEFAULT_TITLE})"
+    )
+    p.add_argument(
+        "--about",
+        type=Path,
+        metavar="FILE.md",
+        help="your team's own front text (Markdown: headings, paragraphs, lists, links, code)",
+    )
+    p.add_argument(
+        "--no-findings",
+        dest="findings",
+        action="store_false",
+        help="leave out the built-in findings (the Step 06 design against the fixed design)",
+    )
     p.set_defaults(func=_run)
 
 
@@ -53,11 +70,32 @@ def _expected() -> tuple[str, ...]:
     return EXPECTED
 
 
+def _options(args: argparse.Namespace) -> ReportOptions:
+    """The team's choices; a bad --title or --about raises ValueError naming the option."""
+    title = " ".join(str(args.title).split())
+    if not title:
+        raise ValueError("--title (command line): must not be empty")
+    about = ""
+    if args.about is not None:
+        try:
+            about = Path(args.about).read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"--about ({args.about}): not UTF-8 text (byte {exc.start})") from None
+        except OSError as exc:
+            raise ValueError(f"--about ({args.about}): cannot read: {exc.strerror}") from None
+    return ReportOptions(title=title, about=about, findings=bool(args.findings))
+
+
 def _run(args: argparse.Namespace) -> int:
     # The only clock read: the generation time printed in the environment section.
     generated_at = datetime.now(UTC).replace(microsecond=0).isoformat()
     try:
-        files = build_report(list(args.results), generated_at=generated_at)
+        options = _options(args)
+    except ValueError as exc:
+        print(f"reliability-harness report: {exc}", file=sys.stderr)
+        return 2
+    try:
+        files = build_report(list(args.results), generated_at=generated_at, options=options)
         files = add_swarm_section(files, read_swarm_sections(args.results), _expected())
     except ResultsError as exc:
         print(f"reliability-harness report: {exc}", file=sys.stderr)

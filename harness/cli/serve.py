@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.cli.exits import BAD_INPUT, INTERNAL, INTERRUPTED, OK, require
 from reliability.config import ConfigError, Settings, load_settings, parse_dotenv
+from reliability.logs import log_fields
 from reliability.store import StoreError, open_store
 
 if TYPE_CHECKING:
@@ -33,6 +35,7 @@ _ENV_FILE_VAR = "_RELIABILITY_SERVE_ENV_FILE"
 """Hands `--env-file` to worker processes (not an `N8N_`/`RELIABILITY_` setting on purpose)."""
 
 _URL_VAR = "RELIABILITY_DATABASE_URL"
+_log = logging.getLogger("reliability.dlq")
 
 
 def register(subparsers: Any) -> None:
@@ -93,10 +96,24 @@ async def _migrate(url: str) -> None:
         await store.close()
 
 
+def _dlq_alert(tenant_id: str, depth: int, threshold: int) -> None:
+    """The service's DLQ alert: one WARNING line when a tenant's DLQ depth reaches
+    `N8N_DLQ_ALERT_THRESHOLD` (the store calls it once per crossing, after the commit)."""
+    _log.warning(
+        "dlq depth reached the alert threshold",
+        extra=log_fields(tenant_id=tenant_id, depth=depth, threshold=threshold),
+    )
+
+
 def _build(settings: Settings) -> Starlette:
     from reliability.app import create_app
 
-    store = open_store(settings.reliability_database_url, max_size=16)
+    store = open_store(
+        settings.reliability_database_url,
+        max_size=16,
+        dlq_alert=_dlq_alert,
+        dlq_alert_threshold=settings.n8n_dlq_alert_threshold,
+    )
     return create_app(settings, store, close_store=True)
 
 

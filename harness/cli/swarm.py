@@ -112,7 +112,7 @@ def run_swarm_command(
     document = results_document(outcomes, seed=request.seed, command=request.command)
     document["swarm"] = section
     write_json(request.out / "results.json", document)
-    write_junit(request.out / "junit.xml", outcomes)
+    write_junit(request.out / "junit.xml", document)
     so.write("\n".join(summary_lines(section["summary"])) + "\n")
     so.write(
         f"{len(entries)} run(s) in {wall:.1f} s wall ({section['runs_per_second']} runs/s, "

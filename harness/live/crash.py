@@ -41,6 +41,7 @@ from harness.live.errors import LoadError, StackError
 from harness.live.outbox import DrainSummary, OutboxView, drain_until_idle
 from harness.live.processes import Supervisor
 from harness.live.stack import Stack, StackConfig, make_tenants
+from harness.outputs import write_text_atomic
 from harness.verdict import InvariantResult
 from reliability.clock import Clock, SystemClock
 from reliability.config import DEFAULT_ROUTES
@@ -231,7 +232,7 @@ async def run_crash(
     passed = all(i.passed for i in invariants) and len(seen.kills) == config.kills
     results = _results(config, faults, started, seen, sender, invariants, passed)
     results_path = config.out_dir / "crash-results.json"
-    results_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(results_path, json.dumps(results, indent=2) + "\n")
     return CrashOutcome(passed, results_path, _table(seen.kills, invariants))
 
 

@@ -48,6 +48,7 @@ from harness.live.stats import (
     write_stats_csv,
 )
 from harness.live.thresholds import Thresholds, evaluate_thresholds
+from harness.outputs import write_text_atomic
 from harness.verdict import InvariantResult
 from reliability.clock import Clock, SystemClock
 from reliability.config import DEFAULT_ROUTES, Settings
@@ -427,9 +428,7 @@ def _conclude(config: LoadConfig, seen: _Observed, started: datetime) -> LoadOut
         "passed": passed,
     }
     results_path = out / "results.json"
-    tmp = results_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(results_path)
+    write_text_atomic(results_path, json.dumps(results, indent=2) + "\n")
     table = render_table(stats, threshold_results, seen.invariants)
     return LoadOutcome(passed, results_path, table)
 

@@ -21,12 +21,14 @@ from harness.report.json_out import REPORT_SCHEMA, REPORT_SCHEMA_VERSION, render
 from harness.report.junit import render_junit
 from harness.report.markdown import render_markdown
 from harness.report.model import Report, ResultsError, load_report
+from harness.report.options import BUILT_IN, ReportOptions
 
 __all__ = [
     "REPORT_FILES",
     "REPORT_SCHEMA",
     "REPORT_SCHEMA_VERSION",
     "Report",
+    "ReportOptions",
     "ResultsError",
     "build_report",
     "generator_name",
@@ -47,19 +49,26 @@ def generator_name() -> str:
     return f"reliability-harness {version} (Python {platform.python_version()})"
 
 
-def render_report(report: Report, *, generated_at: str, generator: str) -> dict[str, str]:
+def render_report(
+    report: Report, *, generated_at: str, generator: str, options: ReportOptions = BUILT_IN
+) -> dict[str, str]:
     """The text of every report file, keyed by file name."""
+    g, gen = generated_at, generator
     return {
-        "index.html": render_html(report, generated_at=generated_at, generator=generator),
-        "summary.md": render_markdown(report, generated_at=generated_at, generator=generator),
-        "report.json": render_json(report, generated_at=generated_at, generator=generator),
+        "index.html": render_html(report, generated_at=g, generator=gen, options=options),
+        "summary.md": render_markdown(report, generated_at=g, generator=gen, options=options),
+        "report.json": render_json(report, generated_at=g, generator=gen, options=options),
         "junit.xml": render_junit(report, generated_at=generated_at),
     }
 
 
-def build_report(paths: Sequence[Path], *, generated_at: str) -> dict[str, str]:
+def build_report(
+    paths: Sequence[Path], *, generated_at: str, options: ReportOptions = BUILT_IN
+) -> dict[str, str]:
     """Load and validate every results file, then render; raises `ResultsError` on bad input."""
-    return render_report(load_report(paths), generated_at=generated_at, generator=generator_name())
+    return render_report(
+        load_report(paths), generated_at=generated_at, generator=generator_name(), options=options
+    )
 
 
 def write_report(files: Mapping[str, str], out: Path) -> None:

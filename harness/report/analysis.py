@@ -1,7 +1,7 @@
-"""What the report says, computed once from the results and shared by every output format.
+"""What the report draws, computed once from the results and shared by every output format.
 
-The findings (where the seed's design fails, what the fixed design does) take their numbers from
-the comparison tables and figures in the results; nothing here is a hard-coded measurement.
+Retry delays against their bounds, breaker lanes, arrival rates, time-bucket tables, comparison
+rows and the headline totals; the front-page findings are in findings.py.
 """
 
 from __future__ import annotations
@@ -9,13 +9,14 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from harness.report.model import (
     BreakerPoint,
     Cell,
+    ChaosResults,
     Comparison,
     LoadResults,
     Report,
@@ -23,13 +24,13 @@ from harness.report.model import (
     Scenario,
     TimePoint,
 )
-from harness.report.svg import fmt_duration, fmt_num, time_step
+from harness.report.scales import fmt_duration, fmt_num, time_step
 
 __all__ = [
+    "POSITION_LABELS",
     "STRATEGY_ORDER",
     "AttemptStats",
     "BucketTable",
-    "Finding",
     "StrategyDelays",
     "Totals",
     "arrival_bucket",
@@ -39,32 +40,23 @@ __all__ = [
     "breaker_lanes",
     "bucket_table",
     "delays_by_strategy",
-    "findings",
+    "figure_tables",
+    "fmt_value",
     "humanize",
+    "is_time",
     "numeric_columns",
     "position_bin",
     "row_label",
+    "run_length",
+    "setting_words",
+    "shown_path",
     "strategy_key",
     "totals",
+    "words",
 ]
 
-STRATEGY_ORDER: Final = ("none", "seed", "additive", "equal", "full", "decorrelated")
+STRATEGY_ORDER: Final = ("none", "additive", "equal", "full", "decorrelated")
 _EPS: Final = 1e-9
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One statement for the front page: the seed's behaviour, the fix, and the numbers."""
-
-    key: str
-    title: str
-    seed_design: str
-    fixed_design: str
-    evidence: tuple[tuple[str, str], ...]
-    """(what, value) pairs, each taken from the results."""
-    source: str
-    """Where the numbers come from (scenario, seed), or why there are none."""
-    measured: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +82,10 @@ class StrategyDelays:
     positions: tuple[float, ...]
     """(delay - low) / (high - low) for every delay with high > low; 0..1 means in bounds."""
     outside: int
+    """Delays outside their bounds: the histogram's two outer bins, plus any zero-width ones."""
     count: int
+    bins: tuple[int, ...] = ()
+    """The histogram of `positions` (see `position_bin`): the chart draws exactly these."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +96,107 @@ class BucketTable:
     rows: tuple[tuple[str, ...], ...]
     exact: bool
     """True when every point is shown (no bucketing)."""
+
+
+def chaos_run_words(c: ChaosResults) -> str:
+    """How a chaos run was seeded, in words ("seed" is only ever the random seed)."""
+    if c.seed is None:
+        return "Chaos run with each scenario's own random seed (no --seed given)"
+    return f"Chaos run with random seed {c.seed}"
+
+
+def chaos_command(c: ChaosResults) -> str:
+    """The command that reproduces a chaos run."""
+    if c.command:
+        return c.command
+    return "reliability-harness chaos" + ("" if c.seed is None else f" --seed {c.seed}")
+
+
+_WORDS: Final = {
+    "peak_arrivals_per_s": "peak arrivals at n8n per s (busiest 1 s)",
+    "peak_retries_per_s": "peak retries per s (busiest 1 s)",
+    "n8n_calls": "calls to n8n",
+    "time_until_all_delivered": "time until all delivered",
+    "dead_lettered": "dead-lettered",
+    "budget": "retry budget",
+    "replays_accepted": "replayed events accepted",
+    "legitimate_dropped": "legitimate events dropped",
+    "completion_s": "time until all succeeded",
+}
+
+
+def words(name: str) -> str:
+    """A column or figure name in words, with its unit or window where it has one."""
+    return _WORDS.get(name, humanize(name))
+
+
+def is_time(name: str) -> bool:
+    """Whether a figure or column holds seconds (drawn and printed as a duration)."""
+    return name.startswith("time_") or name.endswith("_seconds") or name == "completion_s"
+
+
+def fmt_value(name: str, v: float | None) -> str:
+    """A figure's value: a duration for times, "never" for a time that never came."""
+    if v is None:
+        return "never" if is_time(name) else "n/a"
+    return fmt_duration(v) if is_time(name) else fmt_num(v)
+
+
+def figure_tables(
+    figures: Mapping[str, float | None],
+) -> tuple[list[tuple[str, str]], tuple[str, ...], list[tuple[str, ...]]]:
+    """Key figures as (plain rows, pivot columns, pivot rows): `variant.measure` figures pivot
+    into one row per variant and one column per measure; the rest stay name/value pairs."""
+    plain: list[tuple[str, str]] = []
+    grid: dict[str, dict[str, str]] = {}
+    measures: list[str] = []
+    for k, v in figures.items():
+        variant, dot, measure = k.partition(".")
+        if not dot:
+            plain.append((words(k), fmt_value(k, v)))
+            continue
+        if measure not in measures:
+            measures.append(measure)
+        base, plus, option = variant.partition("+")  # herd labels: `full+budget`
+        label = f"{base}, {words(option)} on" if plus else variant
+        grid.setdefault(label, {})[measure] = fmt_value(measure, v)
+    columns = ("variant", *(words(m) for m in measures))
+    rows = [(var, *(cells.get(m, "") for m in measures)) for var, cells in grid.items()]
+    return plain, columns, rows
+
+
+def run_length(s: Scenario) -> float:
+    """Simulated seconds of one run of the scenario: a herd comparison's `simulated_seconds`
+    adds up its variants' runs, which all last as long (one row per variant)."""
+    if s.comparison is not None and s.comparison.kind == "herd" and s.comparison.rows:
+        return s.simulated_seconds / len(s.comparison.rows)
+    return s.simulated_seconds
+
+
+def shown_path(text: str) -> str:
+    """An absolute path as its last two parts (`…/loadtests/locustfile.py`): a report must not
+    carry the layout of the machine it was made on."""
+    if not text.startswith("/") or "/" not in text[1:]:
+        return text
+    return "…/" + "/".join(text.rstrip("/").split("/")[-2:])
+
+
+def setting_words(v: object) -> str:
+    """A configuration value in words: `none` for null, lists and mappings spelled out, paths
+    shortened."""
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int | float):
+        return fmt_num(v)
+    if isinstance(v, str):
+        return shown_path(v)
+    if isinstance(v, list):
+        return ", ".join(setting_words(x) for x in v) or "none"
+    if isinstance(v, dict):
+        return "; ".join(f"{words(str(k))} {setting_words(x)}" for k, x in v.items()) or "none"
+    return str(v)
 
 
 def humanize(name: str) -> str:
@@ -138,7 +234,10 @@ def delays_by_strategy(delays: Sequence[RetryDelay]) -> list[StrategyDelays]:
             )
             for a, xs in sorted(by_attempt.items())
         )
-        positions = tuple((d.delay - d.low) / (d.high - d.low) for d in ds if d.high - d.low > _EPS)
+        positions = tuple(_position(d) for d in ds if d.high - d.low > _EPS)
+        bins = [0] * len(POSITION_LABELS)
+        for p in positions:
+            bins[position_bin(p)] += 1
         out.append(
             StrategyDelays(
                 strategy=strategy,
@@ -146,18 +245,35 @@ def delays_by_strategy(delays: Sequence[RetryDelay]) -> list[StrategyDelays]:
                 positions=positions,
                 outside=sum(a.outside for a in attempts),
                 count=len(ds),
+                bins=tuple(bins),
             )
         )
     return out
 
 
+def _position(d: RetryDelay) -> float:
+    return (d.delay - d.low) / (d.high - d.low)
+
+
 def _outside(d: RetryDelay) -> bool:
+    """Outside the bounds, by the same rule the histogram bins with (so they cannot disagree)."""
+    if d.high - d.low > _EPS:
+        return position_bin(_position(d)) in (0, len(POSITION_LABELS) - 1)
     tol = _EPS * max(1.0, abs(d.high))
     return d.delay < d.low - tol or d.delay > d.high + tol
 
 
+POSITION_LABELS: Final = (
+    "below the low bound",
+    *(f"{i / 10:g} to {(i + 1) / 10:g}" for i in range(9)),
+    "0.9 to 1 (1 = the high bound)",
+    "above the high bound",
+)
+"""The histogram's bins: the bounds are bin edges, a delay at the high bound (the cap) is in."""
+
+
 def position_bin(position: float) -> int:
-    """The histogram bin (of 12, 0.1 wide from -0.1 to 1.1) of a position inside the bounds.
+    """The histogram bin (of 12: below, ten 0.1 wide from 0 to 1, above) of a position.
 
     Bins 1..10 cover [0, 1] with both bounds inside (a delay equal to its high bound is in the
     last inner bin); bin 0 is below the low bound, bin 11 above the high bound.
@@ -287,339 +403,6 @@ def numeric_columns(comparison: Comparison) -> list[int]:
             c is None or (isinstance(c, int | float) and not isinstance(c, bool)) for c in cells
         ):
             out.append(i)
-    return out
-
-
-def _num(cell: Cell) -> float | None:
-    if isinstance(cell, bool) or not isinstance(cell, int | float):
-        return None
-    return float(cell)
-
-
-def _find_col(comparison: Comparison, *needles: str) -> int | None:
-    nums = numeric_columns(comparison)
-    for i in nums:
-        name = comparison.columns[i].lower()
-        if all(n in name for n in needles):
-            return i
-    return None
-
-
-def _first(*options: int | None) -> int | None:
-    return next((o for o in options if o is not None), None)
-
-
-def _name(row: Sequence[Cell]) -> str:
-    return next((c.lower() for c in row if isinstance(c, str)), "")
-
-
-def _find_scenario(report: Report, kind: str) -> tuple[Scenario, Comparison] | None:
-    for s in report.scenarios:
-        if s.comparison is not None and s.comparison.kind == kind:
-            return s, s.comparison
-    return None
-
-
-def _source(s: Scenario) -> str:
-    return f"scenario {s.name}, seed {s.seed}" + (f": {s.command}" if s.command else "")
-
-
-def _row_metrics(comparison: Comparison, row: Sequence[Cell]) -> str:
-    parts = [
-        f"{humanize(comparison.columns[i])} {fmt_num(v)}"
-        for i in numeric_columns(comparison)
-        if (v := _num(row[i])) is not None
-    ]
-    return ", ".join(parts)
-
-
-def _pick(
-    comparison: Comparison,
-    prefixes: Sequence[str],
-    needles: Sequence[str],
-    not_row: Sequence[Cell] | None = None,
-) -> Sequence[Cell] | None:
-    """The row whose label starts with a prefix, else the first one containing a needle."""
-    rows = [r for r in comparison.rows if r is not not_row]
-    labels = [row_label(comparison, r).lower() for r in rows]
-    for row, label in zip(rows, labels, strict=True):
-        if label.startswith(tuple(prefixes)):
-            return row
-    for row, label in zip(rows, labels, strict=True):
-        if any(n in label for n in needles):
-            return row
-    return None
-
-
-def _replay_from_figures(
-    report: Report,
-) -> tuple[Scenario, tuple[tuple[str, str], ...], str] | None:
-    """The replay numbers from `seed_*`/`fixed_*` figures, when no comparison table exists."""
-    for s in report.scenarios:
-        f = s.figures
-        keys = [k for k in f if k.startswith(("seed_", "fixed_")) and "replay" in k]
-        if not keys:
-            continue
-        parts: list[str] = []
-        evidence: list[tuple[str, str]] = []
-        for who in ("seed", "fixed"):
-            mine = [(k, v) for k, v in f.items() if k.startswith(f"{who}_")]
-            evidence += [(humanize(k), fmt_num(v)) for k, v in mine]
-            acc = next((v for k, v in mine if "replay" in k and "accept" in k), None)
-            drop = next((v for k, v in mine if "drop" in k), None)
-            bits = []
-            if acc is not None:
-                bits.append(f"{fmt_num(acc)} replayed events accepted")
-            if drop is not None:
-                bits.append(f"{fmt_num(drop)} legitimate events dropped")
-            if bits:
-                parts.append(f"{who} design: {' and '.join(bits)}")
-        return s, tuple(evidence), "; ".join(parts)
-    return None
-
-
-def _replay_finding(report: Report) -> Finding:
-    title = "Replay protection: a last-event-id ledger is not a dedupe"
-    seed_words = (
-        "The seed remembers only the last processed `event.id` per tenant "
-        "(`stripe_event_ledger.last_processed_event_id`). Stripe does not order its deliveries, "
-        "so an older event replayed later is not recognised, and a legitimate event that "
-        "arrives out of order can be mistaken for one already seen."
-    )
-    fixed_words = (
-        "The fixed design keeps that table for compatibility but dedupes on a set of processed "
-        "events keyed by (tenant, event id), kept longer than Stripe's 3-day retry window, "
-        "and rejects signatures whose timestamp is outside a 300 s tolerance."
-    )
-    found = _find_scenario(report, "replay")
-    if found is None:
-        from_figures = _replay_from_figures(report)
-        if from_figures is not None:
-            fs, fig_evidence, sentence = from_figures
-            return Finding(
-                "replay-ledger",
-                title,
-                f"{seed_words} Measured, {sentence}.",
-                fixed_words,
-                fig_evidence,
-                _source(fs),
-                True,
-            )
-        return Finding(
-            "replay-ledger",
-            title,
-            seed_words,
-            fixed_words,
-            (),
-            "Not measured: these results hold no replay comparison scenario.",
-            measured=False,
-        )
-    s, c = found
-    seed_row = _pick(c, ("seed",), ("last", "ledger"))
-    fixed_row = _pick(c, ("fixed",), ("set", "processed"), not_row=seed_row)
-    evidence: list[tuple[str, str]] = []
-    accepted = _first(_find_col(c, "replay"), _find_col(c, "accept"))
-    dropped = _first(_find_col(c, "drop"), _find_col(c, "lost"))
-    sentences: list[str] = []
-    for who, row in (("seed design", seed_row), ("fixed design", fixed_row)):
-        if row is None:
-            continue
-        evidence.append((f"{who} ({row_label(c, row)})", _row_metrics(c, row)))
-        bits: list[str] = []
-        if accepted is not None and (v := _num(row[accepted])) is not None:
-            bits.append(f"{fmt_num(v)} replayed events accepted")
-        if dropped is not None and (v := _num(row[dropped])) is not None:
-            bits.append(f"{fmt_num(v)} legitimate events dropped")
-        if bits:
-            sentences.append(f"{who}: {' and '.join(bits)}")
-    if seed_row is None and fixed_row is None:
-        evidence = [(row_label(c, r), _row_metrics(c, r)) for r in c.rows]
-    if sentences:
-        seed_words += " Measured, " + "; ".join(sentences) + "."
-    return Finding(
-        "replay-ledger", title, seed_words, fixed_words, tuple(evidence), _source(s), True
-    )
-
-
-def _herd_finding(report: Report) -> Finding:
-    title = "Jitter: the seed's additive 0.1 x base jitter hardly spreads a herd"
-    seed_words = (
-        "The seed waits `base * 2^attempt + random() * 0.1 * base`: the random part is a tenth "
-        "of the base delay, so clients that failed together retry together, in near-lockstep."
-    )
-    fixed_words = (
-        "The fixed design offers full, equal and decorrelated jitter (delays spread over the "
-        "whole backoff window) and a retry budget; the herd scenario measures peak arrivals "
-        "per second at n8n and total calls for each."
-    )
-    found = _find_scenario(report, "herd")
-    if found is None:
-        return Finding(
-            "additive-jitter",
-            title,
-            seed_words,
-            fixed_words,
-            (),
-            "Not measured: these results hold no herd comparison scenario.",
-            measured=False,
-        )
-    s, c = found
-    rows = list(c.rows)
-    budget = next((i for i, col in enumerate(c.columns) if "budget" in col.lower()), None)
-    if budget is not None:
-        rows = [r for r in rows if not r[budget]] or rows
-    evidence = tuple((row_label(c, r), _row_metrics(c, r)) for r in c.rows)
-    cond = " with the retry budget off" if budget is not None else ""
-    sentences: list[str] = []
-    for needles in (("peak", "retr"), ("peak", "arriv"), ("calls",)):
-        col = _find_col(c, *needles)
-        if col is None:
-            continue
-        ranked = sorted((r for r in rows if _num(r[col]) is not None), key=_by_column(col))
-        order = ", ".join(f"{_name(r)} {fmt_num(_num(r[col]) or 0.0)}" for r in ranked)
-        sentences.append(f"{humanize(c.columns[col])}: {order}")
-    if sentences:
-        seed_words += f" Measured at n8n{cond}, worst first: " + "; ".join(sentences) + "."
-    if c.verdict:
-        fixed_words += f" The herd scenario's verdict: {c.verdict}"
-        if not c.verdict.endswith("."):
-            fixed_words += "."
-    else:
-        fixed_words += _study_sentence(c, rows)
-    return Finding("additive-jitter", title, seed_words, fixed_words, evidence, _source(s), True)
-
-
-def _by_column(col: int) -> Callable[[Sequence[Cell]], tuple[float, str]]:
-    """Sort key: largest value in column `col` first, then by name."""
-
-    def key(row: Sequence[Cell]) -> tuple[float, str]:
-        return (-(_num(row[col]) or 0.0), _name(row))
-
-    return key
-
-
-def _study_sentence(c: Comparison, rows: Sequence[Sequence[Cell]]) -> str:
-    """Compare the ranking by total calls (else peak) with the AWS jitter study."""
-    col = _first(_find_col(c, "calls"), _find_col(c, "peak"))
-    if col is None:
-        return ""
-    value = {_name(r): _num(r[col]) for r in rows}
-    if not {"none", "full", "decorrelated"} <= {k for k, v in value.items() if v is not None}:
-        return ""
-    ranked = sorted(value, key=lambda k: (-(value[k] or 0.0), k))
-    worst, best = ranked[0], set(ranked[-2:])
-    what = humanize(c.columns[col])
-    if worst == "none" and best == {"full", "decorrelated"}:
-        return (
-            f" By {what}, this matches the AWS 'Exponential Backoff And Jitter' study "
-            "(no jitter worst, full and decorrelated best)."
-        )
-    return (
-        f" By {what}, this differs from the AWS 'Exponential Backoff And Jitter' study (no "
-        f"jitter worst, full and decorrelated best): here {worst} is worst and "
-        f"{' and '.join(sorted(best))} best; see the herd scenario below."
-    )
-
-
-_SECRET_WORDS: Final = ("secret", "timing", "cron", "forbidden", "bearer")
-
-
-def _secret_finding(report: Report) -> Finding:
-    title = "Cron secret: `secret === expected` leaks timing; a query-string secret leaks to logs"
-    seed_words = (
-        'The seed checks `url.searchParams.get("secret") === exp`. String equality stops at '
-        "the first differing character, so response time tells an attacker how much of a guess "
-        "is right; and a secret in the query string is written to access logs, proxy logs and "
-        "browser history."
-    )
-    fixed_words = (
-        "The fixed design compares in constant time (`hmac.compare_digest`), also accepts "
-        "`Authorization: Bearer <secret>` (the usual cron convention) and never logs the secret."
-    )
-    evidence: list[tuple[str, str]] = []
-    sources: list[str] = []
-    for s in report.scenarios:
-        hits = [(k, v) for k, v in s.figures.items() if any(w in k.lower() for w in _SECRET_WORDS)]
-        for k, v in hits:
-            evidence.append((f"{s.name}: {humanize(k)}", fmt_num(v)))
-        if hits:
-            sources.append(_source(s))
-    for lr in report.load:
-        for st in lr.stats:
-            if any(w in st.name.lower() for w in ("weekly-recap", "cron")):
-                evidence.append(
-                    (
-                        f"load: {st.method} {st.name}".replace("  ", " "),
-                        f"{st.requests:,} requests, {st.failures:,} failures, "
-                        f"p95 {fmt_num(st.p95)} ms",
-                    )
-                )
-                if lr.command not in sources:
-                    sources.append(f"load run: {lr.command}" if lr.command else "load run")
-    if not evidence:
-        return Finding(
-            "cron-secret",
-            title,
-            seed_words,
-            fixed_words,
-            (),
-            "Not measured by these results: this is a code-level finding; the load test's cron "
-            "user exercises the endpoint (run `reliability-harness load` and add its results).",
-            measured=False,
-        )
-    fixed_words += " Measured: " + "; ".join(f"{w}: {v}" for w, v in evidence) + "."
-    return Finding(
-        "cron-secret", title, seed_words, fixed_words, tuple(evidence), "; ".join(sources), True
-    )
-
-
-def _dlq_finding(report: Report) -> Finding | None:
-    def relevance(s: Scenario) -> int:
-        named = any(w in s.name.lower() for w in ("dlq", "ttl"))
-        purged = any(p.value > 0 for p in s.series.dlq_purges)
-        return (0 if named else 2) + (0 if purged else 1)
-
-    for s in sorted(report.scenarios, key=relevance):
-        purges = [p for p in s.series.dlq_purges if p.value > 0]
-        if not purges and not s.series.dlq_depth:
-            continue
-        evidence: list[tuple[str, str]] = [
-            ("cleanup calls that removed expired entries", fmt_num(len(purges))),
-            ("expired entries removed", fmt_num(sum(p.value for p in purges))),
-        ]
-        if s.series.dlq_depth:
-            evidence.append(
-                ("largest visible DLQ depth", fmt_num(max(p.value for p in s.series.dlq_depth)))
-            )
-        for k, v in s.figures.items():
-            if "ttl" in k.lower() or "dlq" in k.lower():
-                evidence.append((humanize(k), fmt_num(v)))
-        ttl = [i for i in s.invariants if "ttl" in i.name.lower() or "dlq" in i.name.lower()]
-        held = ", ".join(
-            [f"{w} {v}" for w, v in evidence]
-            + [f"{i.name} {'held' if i.passed else 'BROKEN'}" for i in ttl]
-        )
-        return Finding(
-            "dlq-timer",
-            "DLQ expiry: no hourly timer needed",
-            "The seed cleans the dead-letter queue 'every hour', which needs a background timer "
-            "that the rest of the design removed, and leaves expired entries visible until then.",
-            "The fixed design filters every read on `expires_at` (an entry is invisible from its "
-            "expiry on) and lets cron/drain calls remove expired rows, guarded so concurrent "
-            "instances don't collide." + (f" In this run: {held}." if held else ""),
-            tuple(evidence),
-            _source(s),
-            True,
-        )
-    return None
-
-
-def findings(report: Report) -> list[Finding]:
-    """The front-page findings, in the order the design lists them."""
-    out = [_replay_finding(report), _herd_finding(report), _secret_finding(report)]
-    dlq = _dlq_finding(report)
-    if dlq is not None:
-        out.append(dlq)
     return out
 
 

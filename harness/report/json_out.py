@@ -10,7 +10,9 @@ import json
 from typing import Any, Final
 
 from harness.report import analysis as an
+from harness.report.findings import findings
 from harness.report.model import Invariant, LoadResults, Report, Scenario
+from harness.report.options import BUILT_IN, ReportOptions
 
 __all__ = ["REPORT_SCHEMA", "REPORT_SCHEMA_VERSION", "render_json", "report_dict"]
 
@@ -120,10 +122,13 @@ def _load(lr: LoadResults) -> dict[str, Any]:
     }
 
 
-def report_dict(report: Report, *, generated_at: str, generator: str) -> dict[str, Any]:
-    """The report as plain JSON data."""
+def report_dict(
+    report: Report, *, generated_at: str, generator: str, options: ReportOptions = BUILT_IN
+) -> dict[str, Any]:
+    """The report as plain JSON data (without the built-in findings under `--no-findings`)."""
     t = an.totals(report)
     return {
+        "title": options.title,
         "schema": REPORT_SCHEMA,
         "schema_version": REPORT_SCHEMA_VERSION,
         "passed": t.passed,
@@ -139,13 +144,13 @@ def report_dict(report: Report, *, generated_at: str, generator: str) -> dict[st
             {
                 "key": f.key,
                 "title": f.title,
-                "seed_design": f.seed_design,
+                "step06_design": f.step06_design,
                 "fixed_design": f.fixed_design,
                 "evidence": [{"what": w, "value": v} for w, v in f.evidence],
                 "source": f.source,
                 "measured": f.measured,
             }
-            for f in an.findings(report)
+            for f in (findings(report) if options.findings else [])
         ],
         "chaos": [
             {
@@ -176,7 +181,9 @@ def report_dict(report: Report, *, generated_at: str, generator: str) -> dict[st
     }
 
 
-def render_json(report: Report, *, generated_at: str, generator: str) -> str:
+def render_json(
+    report: Report, *, generated_at: str, generator: str, options: ReportOptions = BUILT_IN
+) -> str:
     """`report.json`'s text: sorted keys, two-space indent, trailing newline."""
-    data = report_dict(report, generated_at=generated_at, generator=generator)
+    data = report_dict(report, generated_at=generated_at, generator=generator, options=options)
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

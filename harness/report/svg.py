@@ -7,11 +7,21 @@ of the input: coordinates are rounded to one decimal, ids come from the caller.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import Final
+
+from harness.report.scales import (
+    clean,
+    fmt_duration,
+    fmt_num,
+    nice_step,
+    nice_ticks,
+    thin,
+    time_step,
+    time_ticks,
+)
 
 __all__ = [
     "PALETTE",
@@ -25,9 +35,12 @@ __all__ = [
     "fmt_num",
     "histogram",
     "line_chart",
+    "merge_identical",
     "nice_step",
     "nice_ticks",
     "range_chart",
+    "state_key",
+    "state_label",
     "thin",
     "time_step",
     "time_ticks",
@@ -42,6 +55,21 @@ STATE_FILL: Final = {
     "half_open": "#E69F00",
     "open": "#D55E00",
 }
+_STATE_COLOUR: Final = {"closed": "green", "half_open": "orange", "open": "red-orange, outlined"}
+"""How the legend and every caption name each state's fill (the same words in both)."""
+
+
+def state_label(state: str) -> str:
+    """A breaker state as the legend shows it: `half-open (orange)`."""
+    colour = _STATE_COLOUR.get(state)
+    words = state.replace("_", "-")
+    return f"{words} ({colour})" if colour else words
+
+
+def state_key(states: Sequence[str]) -> str:
+    """The legend in a sentence, for a caption: `closed (green), open (red-orange, outlined)`."""
+    return ", ".join(state_label(s) for s in states)
+
 
 _W: Final = 640
 _H: Final = 260
@@ -85,107 +113,6 @@ class RangeItem:
     observed_min: float
     observed_max: float
     outside: int
-
-
-def fmt_num(v: float | None) -> str:
-    """A short, deterministic rendering of a number for labels and tables ("n/a" for None)."""
-    if v is None or not math.isfinite(v):
-        return "n/a"
-    if isinstance(v, int) or (math.isfinite(v) and v == int(v) and abs(v) < 1e15):
-        return f"{int(v):,}"
-    a = abs(v)
-    if a >= 1000:
-        return f"{v:,.0f}"
-    if a >= 100:
-        return f"{v:.1f}"
-    if a >= 1:
-        return f"{v:.2f}".rstrip("0").rstrip(".")
-    return f"{v:.3g}"
-
-
-def _time_unit(ref: float) -> tuple[float, str]:
-    ref = abs(ref)
-    if ref >= 2 * 86400:
-        return 86400.0, "d"
-    if ref >= 2 * 3600:
-        return 3600.0, "h"
-    if ref >= 120:
-        return 60.0, "min"
-    return 1.0, "s"
-
-
-def fmt_duration(seconds: float, span: float | None = None) -> str:
-    """Seconds as s/min/h/d, the unit chosen by `span` (default: the value itself)."""
-    size, unit = _time_unit(span if span is not None else seconds)
-    return f"{fmt_num(seconds / size)} {unit}"
-
-
-def nice_step(raw: float) -> float:
-    """The smallest 1/2/2.5/5 x 10^k not below `raw` (> 0)."""
-    if raw <= 0 or not math.isfinite(raw):
-        return 1.0
-    mag: float = 10.0 ** math.floor(math.log10(raw))
-    return next(m * mag for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * mag >= raw * (1 - 1e-12))
-
-
-def time_step(span: float, count: int) -> float:
-    """A round bucket width (seconds) giving at most about `count` buckets over `span`."""
-    size, _ = _time_unit(span)
-    return nice_step(span / size / max(count, 1)) * size
-
-
-def time_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    """Tick values (in seconds) that are round in the unit the span is shown in."""
-    size, _ = _time_unit(hi - lo)
-    return [t * size for t in nice_ticks(lo / size, hi / size, count)]
-
-
-def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    """Round tick values inside [lo, hi], about `count` of them (at least one)."""
-    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-        return [lo]
-    raw = (hi - lo) / max(count, 1)
-    for shrink in (1.0, 2.0, 4.0, 10.0):
-        step = nice_step(raw / shrink)
-        start = math.ceil(lo / step - 1e-9) * step
-        ticks: list[float] = []
-        v = start
-        for _ in range(count * 12 + 1):
-            if v > hi + step * 1e-9:
-                break
-            ticks.append(round(v, 10))
-            v += step
-        if ticks:
-            return ticks
-    return [lo]
-
-
-def thin(points: Sequence[tuple[float, float]], limit: int = 600) -> list[tuple[float, float]]:
-    """At most ~`limit` points, keeping each bucket's minimum and maximum (peaks survive)."""
-    if len(points) <= limit:
-        return list(points)
-    buckets = max(limit // 2, 1)
-    size = math.ceil(len(points) / buckets)
-    out: list[tuple[float, float]] = []
-    for start in range(0, len(points), size):
-        chunk = points[start : start + size]
-        lo = min(range(len(chunk)), key=lambda i: chunk[i][1])
-        hi = max(range(len(chunk)), key=lambda i: chunk[i][1])
-        for i in sorted({lo, hi}):
-            out.append(chunk[i])
-    return out
-
-
-_CONTROL: Final = dict.fromkeys(
-    [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0xFFFE, 0xFFFF], None
-)
-
-
-def clean(text: object) -> str:
-    """Text safe in XML and HTML: control characters dropped, line breaks and tabs as spaces."""
-    s = str(text).translate(_CONTROL)
-    s = s.replace("\r\n", " ").replace("\n", " ").replace("\r", " ").replace("\t", " ")
-    return s.encode("utf-8", "replace").decode("utf-8")
 
 
 def _esc(text: object) -> str:
@@ -286,12 +213,24 @@ def _axes(
     return out
 
 
+def _legend_rows(labels: Sequence[str]) -> list[tuple[int, int]]:
+    """(x, row) of each legend entry: entries as wide as their text, wrapped to the width."""
+    out: list[tuple[int, int]] = []
+    x, row = _ML, 0
+    for label in labels:
+        width = 40 + int(6.2 * len(label))
+        if x > _ML and x + width > _W - _MR:
+            x, row = _ML, row + 1
+        out.append((x, row))
+        x += max(width, 140)
+    return out
+
+
 def _legend(items: Sequence[tuple[str, str, str]], y: float) -> list[str]:
-    """(label, colour, dash) entries in a row under the plot; wraps after 4."""
+    """(label, colour, dash) entries in rows under the plot, each as wide as its text."""
     out = ['<g class="legend" font-size="11" font-family="sans-serif" fill="#222">']
-    for i, (label, colour, dash) in enumerate(items):
-        col, row = i % 4, i // 4
-        x = _ML + col * 140
+    places = _legend_rows([label for label, _, _ in items])
+    for (label, colour, dash), (x, row) in zip(items, places, strict=True):
         yy = y + row * 14
         d = f' stroke-dasharray="{dash}"' if dash else ""
         out.append(
@@ -303,8 +242,10 @@ def _legend(items: Sequence[tuple[str, str, str]], y: float) -> list[str]:
     return out
 
 
-def _legend_height(n: int) -> int:
-    return 0 if n <= 1 else 8 + 14 * math.ceil(n / 4)
+def _legend_height(labels: Sequence[str]) -> int:
+    if len(labels) <= 1:
+        return 0
+    return 8 + 14 * (1 + max(row for _, row in _legend_rows(labels)))
 
 
 def _empty(chart_id: str, title: str, desc: str, message: str) -> str:
@@ -331,16 +272,20 @@ def line_chart(
     x_end: float | None = None,
     y_fmt: str = "num",
 ) -> str:
-    """Lines (or step lines, holding each value until the next point) over x, with markers."""
-    drawn = [ln for ln in lines if ln.points]
+    """Lines (or step lines, holding each value until the next point) over x, with markers.
+
+    Lines with exactly the same points are drawn once, labelled `a = b` (one would hide the
+    other); the y axis leaves headroom so the highest line never sits on the frame's edge.
+    """
+    drawn = merge_identical([ln for ln in lines if ln.points])
     if not drawn:
         return _empty(chart_id, title, desc, "No data recorded.")
     xs = [p[0] for ln in drawn for p in ln.points] + [m.x for m in markers]
     ys = [p[1] for ln in drawn for p in ln.points]
     x_hi = max([*xs, x_end if x_end is not None else max(xs)])
-    extra = _legend_height(len(drawn))
+    extra = _legend_height([ln.label for ln in drawn])
     height = _H + extra
-    fr = _Frame(min(0.0, min(xs)), x_hi, min(0.0, min(ys)), max(ys) * 1.05 or 1.0, height=_H)
+    fr = _Frame(min(0.0, min(xs)), x_hi, min(0.0, min(ys)), max(ys) * 1.15 or 1.0, height=_H)
     out = _open(chart_id, title, desc, height)
     out += _axes(fr, x_label, y_label, x_time=x_time, y_fmt=y_fmt)
     for m in markers:
@@ -380,6 +325,14 @@ def line_chart(
     return "\n".join(out)
 
 
+def merge_identical(lines: Sequence[Line]) -> list[Line]:
+    """Lines with the same points as one line labelled with every name (`a = b = c`)."""
+    groups: dict[tuple[tuple[float, float], ...], list[str]] = {}
+    for ln in lines:
+        groups.setdefault(tuple(ln.points), []).append(ln.label)
+    return [Line(" = ".join(names), list(pts)) for pts, names in groups.items()]
+
+
 def histogram(
     *,
     chart_id: str,
@@ -390,8 +343,10 @@ def histogram(
     bounds: Sequence[Bound],
     x_label: str,
     y_label: str = "retries",
+    labels: Sequence[str] = (),
 ) -> str:
-    """Bars over bins `edges[i]..edges[i+1]` with vertical bound markers drawn on top."""
+    """Bars over bins `edges[i]..edges[i+1]` with vertical bound markers drawn on top; `labels`
+    name the bins in the bars' tooltips (default: their edges)."""
     if not counts or sum(counts) == 0 or len(edges) != len(counts) + 1:
         return _empty(chart_id, title, desc, "No data recorded.")
     fr = _Frame(edges[0], edges[-1], 0.0, max(counts) * 1.1)
@@ -405,7 +360,7 @@ def histogram(
         out.append(
             f'<rect class="bar" x="{_f(x0 + 1)}" y="{_f(y)}" width="{_f(max(x1 - x0 - 2, 1))}" '
             f'height="{_f(fr.py0 - y)}" fill="{PALETTE[0]}">'
-            f"<title>{fmt_num(edges[i])} to {fmt_num(edges[i + 1])}: {c}</title></rect>"
+            f"<title>{_esc(labels[i]) if i < len(labels) else _bin(edges, i)}: {c}</title></rect>"
         )
     for b in bounds:
         x = fr.x(b.x)
@@ -419,6 +374,10 @@ def histogram(
         )
     out.append("</svg>")
     return "\n".join(out)
+
+
+def _bin(edges: Sequence[float], i: int) -> str:
+    return f"{fmt_num(edges[i])} to {fmt_num(edges[i + 1])}"
 
 
 def range_chart(
@@ -479,19 +438,23 @@ def bar_chart(
     title: str,
     desc: str,
     categories: Sequence[str],
-    series: Sequence[tuple[str, Sequence[float]]],
+    series: Sequence[tuple[str, Sequence[float | None]]],
     y_label: str,
+    y_fmt: str = "num",
 ) -> str:
-    """Grouped vertical bars: one group per category, one bar per series, values labelled."""
-    values = [v for _, vs in series for v in vs]
+    """Grouped vertical bars: one group per category, one bar per series, values labelled.
+
+    A None value (a time that never came) draws no bar, only the word "never" on the axis.
+    """
+    values = [v for _, vs in series for v in vs if v is not None]
     if not categories or not values:
         return _empty(chart_id, title, desc, "No data recorded.")
-    extra = _legend_height(len(series))
+    extra = _legend_height([name for name, _ in series])
     label_rows = 2 if any(len(c) > 14 for c in categories) else 1
     height = _H + extra + 14 * (label_rows - 1)
     fr = _Frame(0.0, float(len(categories)), min(0.0, min(values)), max(values) * 1.12 or 1.0)
     out = _open(chart_id, title, desc, height)
-    out += _axes(fr, "", y_label, x_time=False, x_ticks=False)
+    out += _axes(fr, "", y_label, x_time=False, x_ticks=False, y_fmt=y_fmt)
     slot = (fr.px1 - fr.px0) / len(categories)
     bw = min(slot * 0.8 / max(len(series), 1), 48.0)
     for ci, cat in enumerate(categories):
@@ -500,17 +463,25 @@ def bar_chart(
             if ci >= len(vs):
                 continue
             v = vs[ci]
-            y, y0 = fr.y(max(v, 0.0)), fr.y(min(v, 0.0))
             x = gx + si * bw
+            if v is None:
+                out.append(
+                    f'<text x="{_f(x + bw / 2)}" y="{_f(fr.py0 - 3)}" text-anchor="middle" '
+                    f'font-size="10" font-family="sans-serif" fill="#222">never'
+                    f"<title>{_esc(cat)}, {_esc(name)}: never</title></text>"
+                )
+                continue
+            y, y0 = fr.y(max(v, 0.0)), fr.y(min(v, 0.0))
             colour = PALETTE[si % len(PALETTE)]
+            text = fmt_duration(v) if y_fmt == "time" else fmt_num(v)
             out.append(
                 f'<rect class="bar" x="{_f(x + 1)}" y="{_f(y)}" width="{_f(bw - 2)}" '
                 f'height="{_f(max(y0 - y, 0.5))}" fill="{colour}"><title>{_esc(cat)}, '
-                f"{_esc(name)}: {fmt_num(v)}</title></rect>"
+                f"{_esc(name)}: {text}</title></rect>"
             )
             out.append(
                 f'<text x="{_f(x + bw / 2)}" y="{_f(y - 3)}" text-anchor="middle" '
-                f'font-size="10" font-family="sans-serif" fill="#222">{fmt_num(v)}</text>'
+                f'font-size="10" font-family="sans-serif" fill="#222">{text}</text>'
             )
         words = _wrap(cat, 14, label_rows)
         for li, w in enumerate(words):
@@ -591,9 +562,12 @@ def timeline_chart(
     ly = height - 8
     out.append('<g class="legend" font-size="11" font-family="sans-serif" fill="#222">')
     for i, s in enumerate(states):
-        x = left + i * 120
-        out.append(f'<rect x="{x}" y="{ly - 9}" width="12" height="10" fill="{fills[s]}"/>')
-        out.append(f'<text x="{x + 18}" y="{ly}">{_esc(s)}</text>')
+        x = left + i * 160
+        outline = ' stroke="#222" stroke-width="0.5"' if s == "open" else ""
+        out.append(
+            f'<rect x="{x}" y="{ly - 9}" width="12" height="10" fill="{fills[s]}"{outline}/>'
+        )
+        out.append(f'<text x="{x + 18}" y="{ly}">{_esc(state_label(s))}</text>')
     out.append("</g>")
     out.append("</svg>")
     return "\n".join(out)

@@ -27,7 +27,7 @@ class RunSize:
     replay_comparison: bool
 
 
-def figures(scenario: Scenario, r: Records, size: RunSize) -> dict[str, float]:
+def figures(scenario: Scenario, r: Records, size: RunSize) -> dict[str, float | None]:
     """Headline numbers: traffic, outcomes, retries, breakers, calls at n8n, timings."""
     codes: dict[str, int] = {}
     for s in r.sends:
@@ -45,7 +45,7 @@ def figures(scenario: Scenario, r: Records, size: RunSize) -> dict[str, float]:
         traffic_start = min(traffic_start, min(b.at for b in scenario.traffic.bursts))
     all_delivered = len(delivered_at) == len(r.accepted_keys) and bool(r.accepted_keys)
     last = max(delivered_at.values(), default=traffic_start)
-    out: dict[str, float] = {
+    out: dict[str, float | None] = {
         "tenants": len(scenario.tenants),
         "events_generated": size.events_generated,
         "stripe_requests": len(r.sends),
@@ -64,7 +64,8 @@ def figures(scenario: Scenario, r: Records, size: RunSize) -> dict[str, float]:
         "n8n_duplicate_calls": sum(n - 1 for k, n in keys.items() if k is not None and n > 1),
         "peak_arrivals_per_s": max(per_second.values(), default=0),
         "peak_retries_per_s": max(counts.retry_seconds.values(), default=0),
-        "time_until_all_delivered": round(last - traffic_start, 6) if all_delivered else -1.0,
+        # None: not every delivery was made (never, within the run); JSON null.
+        "time_until_all_delivered": round(last - traffic_start, 6) if all_delivered else None,
         "drains": len(r.drains),
         "dlq_purged": sum(c for _, _, c in r.purges),
         "dlq_retried": len(r.dlq_retried),
@@ -157,6 +158,6 @@ def _replay_figures(sends: Sequence[Send]) -> dict[str, float]:
     return {
         "fixed_replays_accepted": sum(n - 1 for n in ours.values() if n > 1),
         "fixed_legitimate_dropped": sum(1 for k in legit if k not in ours),
-        "seed_replays_accepted": sum(n - 1 for n in step06.values() if n > 1),
-        "seed_legitimate_dropped": sum(1 for k in legit if k not in step06),
+        "step06_replays_accepted": sum(n - 1 for n in step06.values() if n > 1),
+        "step06_legitimate_dropped": sum(1 for k in legit if k not in step06),
     }

@@ -72,7 +72,7 @@ class SimRun:
     store_url: str
     trace: Trace
     records: Records
-    figures: dict[str, float]
+    figures: dict[str, float | None]
     series: dict[str, list[dict[str, Any]]]
     simulated_seconds: float
     wall_seconds: float

@@ -174,7 +174,8 @@ class DlqPlan:
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
-    """Run variants of the scenario side by side (`herd`) or two replay guards (`replay`)."""
+    """Run variants of the scenario side by side (`herd`), two replay guards (`replay`), or the
+    AWS jitter study's OCC model at several client counts (`aws-occ`)."""
 
     kind: str
     strategies: tuple[Strategy, ...] = (
@@ -187,6 +188,10 @@ class Comparison:
     budget: tuple[bool, ...] = (False, True)
     bucket: float = 1.0
     """Seconds per arrivals bucket at n8n (peak arrivals are per bucket, scaled to per second)."""
+    clients: tuple[int, ...] = (10, 50, 100, 150, 190)
+    """aws-occ: the client counts (the post's simulator runs 10 to 190 in steps of 10)."""
+    runs: int = 20
+    """aws-occ: independent runs averaged per (strategy, clients) point."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -256,8 +256,8 @@ class Parser(Reader):
             return None
         m = self.mapping("comparison", raw, keys("comparison"))
         kind = m.get("kind")
-        if kind not in ("herd", "replay"):
-            self.fail("comparison.kind", f"must be herd or replay, got {kind!r}")
+        if kind not in ("herd", "replay", "aws-occ"):
+            self.fail("comparison.kind", f"must be herd, replay or aws-occ, got {kind!r}")
         d = Comparison(kind=str(kind))
         strategies = d.strategies
         if "strategies" in m:
@@ -274,7 +274,14 @@ class Parser(Reader):
                 for i, b in enumerate(self.items("comparison.budget", m["budget"]))
             )
         bucket = self.number("comparison.bucket", m.get("bucket", 1.0), positive=True)
-        return Comparison(str(kind), strategies, budget, bucket)
+        clients = d.clients
+        if "clients" in m:
+            clients = tuple(
+                self.integer(f"comparison.clients[{i}]", n, minimum=1)
+                for i, n in enumerate(self.items("comparison.clients", m["clients"]))
+            )
+        runs = self.integer("comparison.runs", m.get("runs", d.runs), minimum=1)
+        return Comparison(str(kind), strategies, budget, bucket, clients, runs)
 
 
 def parse_invariants(p: Reader, raw: object) -> dict[str, Mapping[str, Any]]:

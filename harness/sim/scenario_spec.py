@@ -151,10 +151,14 @@ SECTIONS: Final[Mapping[str, Mapping[str, Field]]] = {
         ),
     },
     "comparison": {
-        "kind": Field(enum(["herd", "replay"]), "What is compared", required=True),
+        "kind": Field(enum(["herd", "replay", "aws-occ"]), "What is compared", required=True),
         "strategies": Field(array(enum(STRATEGIES)), "herd: backoff strategies", list(STRATEGIES)),
         "budget": Field(array(boolean()), "herd: retry budget off/on", [False, True]),
         "bucket": Field(_POSITIVE, "herd: seconds per arrivals bucket", 1.0),
+        "clients": Field(
+            array(integer(minimum=1)), "aws-occ: client counts", [10, 50, 100, 150, 190]
+        ),
+        "runs": Field(integer(minimum=1), "aws-occ: runs averaged per point", 20),
     },
 }
 """Every section of a scenario file and its keys."""

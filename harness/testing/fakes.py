@@ -12,7 +12,9 @@ sleeps on `virtual_clock` when the test uses that fixture, else on the real cloc
 `fake_n8n_server` is the same fake served by uvicorn on an ephemeral 127.0.0.1 port for the
 test's duration. `fake_stripe` builds, signs and delivers events. `faults` takes a mapping, a
 `FaultProfile` or a YAML/JSON path; `workflows` one or more export paths (default: the sample
-workflows with their header-auth credential, `DEFAULT_CREDENTIALS`).
+workflows with their header-auth credential, `DEFAULT_CREDENTIALS`). For code that makes its
+own httpx client, `fake_n8n_respx` (`harness.testing.respx_fixtures`) is the same fake through
+respx.
 """
 
 from __future__ import annotations
@@ -59,14 +61,16 @@ def _profile(request: pytest.FixtureRequest) -> FaultProfile | None:
     )
 
 
-def _clock(request: pytest.FixtureRequest) -> Clock:
+def fake_clock(request: pytest.FixtureRequest) -> Clock:
+    """The clock the test's fakes run on: `virtual_clock` when the test uses it, else real."""
     if "virtual_clock" in request.fixturenames:
         clock: Clock = request.getfixturevalue("virtual_clock")
         return clock
     return SystemClock()
 
 
-def _build(request: pytest.FixtureRequest, clock: Clock) -> FakeN8n:
+def build_fake(request: pytest.FixtureRequest, clock: Clock) -> FakeN8n:
+    """The test's fake n8n on `clock`, from its `workflows`, `faults` and `seed` markers."""
     marker = request.node.get_closest_marker("workflows")
     kwargs: dict[str, Any] = {}
     paths: Any = None
@@ -89,7 +93,7 @@ def _build(request: pytest.FixtureRequest, clock: Clock) -> FakeN8n:
 @pytest.fixture
 def fake_n8n(request: pytest.FixtureRequest) -> Iterator[FakeN8n]:
     """An in-process fake n8n; use `.client()` or `httpx.AsyncClient(transport=.transport)`."""
-    fake = _build(request, _clock(request))
+    fake = build_fake(request, fake_clock(request))
     yield fake
     fake.release_hangs()
 
@@ -97,7 +101,7 @@ def fake_n8n(request: pytest.FixtureRequest) -> Iterator[FakeN8n]:
 @pytest.fixture
 def fake_n8n_server(request: pytest.FixtureRequest) -> Iterator[FakeN8nServer]:
     """The fake n8n served by uvicorn on 127.0.0.1, an ephemeral port (`.base_url`)."""
-    fake = _build(request, SystemClock())
+    fake = build_fake(request, SystemClock())
     with FakeN8nServer(fake) as server:
         yield server
 
@@ -105,4 +109,4 @@ def fake_n8n_server(request: pytest.FixtureRequest) -> Iterator[FakeN8nServer]:
 @pytest.fixture
 def fake_stripe(request: pytest.FixtureRequest) -> FakeStripe:
     """A seeded fake Stripe on the test's clock (`virtual_clock` when the test uses it)."""
-    return FakeStripe(clock=_clock(request), seed=_seed(request))
+    return FakeStripe(clock=fake_clock(request), seed=_seed(request))

@@ -11,6 +11,7 @@ pytest_plugins: tuple[str, ...] = (
     "harness.testing.postgres",
     "harness.testing.vclock",
     "harness.testing.fakes",
+    "harness.testing.respx_fixtures",
 )
 
 _MARKERS = (
@@ -18,6 +19,7 @@ _MARKERS = (
     "faults(profile): fault profile (dict or path) for the fake_n8n / fake_n8n_server fixtures",
     "workflows(path): n8n workflow export(s) the fake n8n fixtures load",
     "seed(n): seed for the fake fixtures and the virtual clock",
+    "virtual_clock(freeze=True): virtual_clock keeps freezegun's frozen wall in step",
 )
 
 

@@ -113,3 +113,31 @@ def test_chromium_screenshots_the_page(tmp_path: Path, page: Path) -> None:
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (1280, 2000)
     assert len(data) > 50_000  # a drawn page, not a blank one
+
+
+_MEASURE = (
+    "<script>document.body.setAttribute('data-overflow', String("
+    "document.documentElement.scrollWidth - document.documentElement.clientWidth));"
+    "document.body.setAttribute('data-width', String(document.documentElement.clientWidth));"
+    "</script>"
+)
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+def test_the_page_fits_the_window_at_desktop_and_narrow_widths(
+    tmp_path: Path, page: Path, width: int
+) -> None:
+    source = _Counter()
+    text = page.read_text(encoding="utf-8")
+    source.feed(text)
+    # A copy that measures itself: how far the page sticks out to the right of the window.
+    probe = tmp_path / "probe.html"
+    probe.write_text(text.replace("</body>", _MEASURE + "</body>"), encoding="utf-8")
+    done = _chromium(tmp_path, f"--window-size={width},1200", "--dump-dom", probe.as_uri())
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f'data-width="{width}"' in done.stdout
+    assert 'data-overflow="0"' in done.stdout, "the page scrolls sideways"
+    rendered = _Counter()
+    rendered.feed(done.stdout)
+    assert rendered.tags.get("svg", 0) == source.tags["svg"] >= 20
+    assert rendered.tags.get("table", 0) == source.tags["table"]

@@ -128,3 +128,49 @@ def test_check_module_compares_two_folders(
     (b / "summary.md").unlink()
     assert check_main([str(a), str(b)]) == 1
     assert check_main([str(a), str(tmp_path / "missing")]) == 2
+
+
+def test_title_about_and_no_findings_make_the_teams_report(
+    tmp_path: Path, chaos_path: Path
+) -> None:
+    about = tmp_path / "about.md"
+    about.write_text(
+        "# Payments platform\n\nWe run this **nightly**; see [our runbook](https://example.org/rb)"
+        " and [this](javascript:alert(1)).\n\n- one `check`\n- <script>x</script>\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "r"
+    argv = ["report", str(chaos_path), "--out", str(out), "--title", "Payments reliability"]
+    assert _run(*argv, "--about", str(about), "--no-findings") == 0
+    html = (out / "index.html").read_text(encoding="utf-8")
+    assert "<title>Payments reliability: FAILED</title>" in html
+    assert "<h1>Payments reliability</h1>" in html
+    assert "<h3>Payments platform</h3>" in html
+    assert "<strong>nightly</strong>" in html
+    assert '<a href="https://example.org/rb">our runbook</a>' in html
+    assert 'href="javascript:' not in html  # only http(s), in-page and relative links
+    assert "<script>x</script>" not in html
+    assert "&lt;script&gt;x&lt;/script&gt;" in html
+    assert 'id="findings"' not in html
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert data["title"] == "Payments reliability"
+    assert data["findings"] == []
+    md = (out / "summary.md").read_text(encoding="utf-8")
+    assert "Payments reliability: FAILED" in md
+    assert "# Payments platform" in md
+    assert "Findings" not in md
+    # The built-in report keeps its findings and its title.
+    assert _run("report", str(chaos_path), "--out", str(tmp_path / "d")) == 0
+    default = (tmp_path / "d" / "index.html").read_text(encoding="utf-8")
+    assert 'id="findings"' in default
+    assert "<h1>Reliability report</h1>" in default
+
+
+def test_an_unreadable_about_file_is_refused_naming_the_option(
+    tmp_path: Path, chaos_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.md"
+    out = tmp_path / "r"
+    assert _run("report", str(chaos_path), "--out", str(out), "--about", str(missing)) == 2
+    assert f"--about ({missing}): cannot read" in capsys.readouterr().err
+    assert not out.exists()

@@ -57,8 +57,9 @@ def test_every_chart_is_accessible_and_beside_a_table(files: dict[str, str]) -> 
     root = _tree(files["index.html"])
     charts = list(root.iter(f"{SVG}svg"))
     # jitter: 5 range charts + 4 histograms; outage: breaker + DLQ; herd: 2 arrivals
-    # + 3 bars; replay: 3 bars; load: percentiles + latency + throughput.
-    assert len(charts) == 5 + 4 + 2 + 2 + 3 + 3 + 3
+    # + 3 bars; replay: 3 bars; load: percentiles + latency + throughput + users (req/s and
+    # users are different units: a chart each).
+    assert len(charts) == 5 + 4 + 2 + 2 + 3 + 3 + 4
     ids = [c.get("id") for c in charts]
     assert len(set(ids)) == len(ids)
     for c in charts:
@@ -69,7 +70,7 @@ def test_every_chart_is_accessible_and_beside_a_table(files: dict[str, str]) -> 
         assert title.text
         assert desc is not None
         assert desc.text
-    pairs = [f for f in root.iter(f"{XHTML}figure") if f.get("class") == "pair"]
+    pairs = [f for f in root.iter(f"{XHTML}figure") if "pair" in (f.get("class") or "").split()]
     assert len(pairs) == len(charts)
     for fig in pairs:
         assert fig.find(f".//{SVG}svg") is not None
@@ -98,7 +99,7 @@ def test_html_shows_verdicts_seeds_commands_and_bounds(files: dict[str, str]) ->
     assert "reliability-harness chaos --scenario n8n-outage --seed 1" in text
     assert "entry dlq-7 visible 2 s after expires_at" in text
     assert '"expires_at": 5400.0' in text  # the counterexample
-    for strategy in ("none", "seed", "full", "equal", "decorrelated"):
+    for strategy in ("none", "additive", "full", "equal", "decorrelated"):
         assert f"Strategy {strategy}: 60 delays" in text
     assert "Breaker state per tenant" in text
     assert "t-002" in text
@@ -106,7 +107,8 @@ def test_html_shows_verdicts_seeds_commands_and_bounds(files: dict[str, str]) ->
     assert "Herd comparison" in text
     assert "Replay comparison" in text
     assert "Latency percentiles per endpoint" in text
-    assert "Throughput and users over the load run" in text
+    assert "Throughput over the load run" in text
+    assert "Simulated users over the load run" in text
     bounds = [el for el in root.iter(f"{SVG}line") if el.get("class") == "bound"]
     assert len(bounds) == 2 * 4  # low and high marker on each jittered histogram
 
@@ -132,9 +134,10 @@ def test_findings_state_the_numbers_from_the_results(
     text = _text(section)
     assert "4,321 replayed events accepted and 77 legitimate events dropped" in text
     assert "fixed design: 0 replayed events accepted and 0 legitimate events dropped" in text
-    assert "worst first: peak arrivals per s: full 999, none 400, seed 380" in text
-    assert "total calls: equal 1,373, none 800, seed 760, decorrelated 633, full 555" in text
-    assert "By total calls, this differs from the AWS" in text
+    assert "worst first: peak arrivals per s: full 999, none 400, additive 380" in text
+    assert "total calls: equal 1,373, none 800, additive 760, decorrelated 633, full 555" in text
+    assert "Ranked by total calls, fewest first: full 555 < decorrelated 633 < additive 760" in text
+    assert "AWS" not in text  # no claim about a study the table does not reproduce
     assert "secret === expected" in text
     assert "Authorization: Bearer" in text
     md = files["summary.md"]
@@ -215,7 +218,7 @@ def test_json_report_schema(files: dict[str, str]) -> None:
     scenario = data["chaos"][0]["scenarios"][0]
     assert {g["strategy"] for g in scenario["retry_delays"]} == {
         "none",
-        "seed",
+        "additive",
         "full",
         "equal",
         "decorrelated",
@@ -292,10 +295,10 @@ def test_replay_finding_reads_figures_when_no_table(
     finding = json.loads(_render([path])["report.json"])["findings"][0]
     assert finding["measured"] is True
     assert (
-        "seed design: 17 replayed events accepted and 9 legitimate events dropped"
-        in (finding["seed_design"])
+        "Step 06 design: 17 replayed events accepted and 9 legitimate events dropped"
+        in (finding["step06_design"])
     )
-    assert "fixed design: 0 replayed events accepted" in finding["seed_design"]
+    assert "fixed design: 0 replayed events accepted" in finding["step06_design"]
 
 
 def test_every_internal_link_has_a_target(files: dict[str, str], load_path: Path) -> None:

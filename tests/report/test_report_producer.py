@@ -21,7 +21,7 @@ def test_variants_states_and_verdict_are_understood(producer_path: Path) -> None
     assert {p.variant for p in herd.series.arrivals} == {"", "budget on"}
     assert {p.group for p in herd.series.arrivals} == {
         "none",
-        "seed",
+        "additive",
         "full",
         "equal",
         "decorrelated",
@@ -42,14 +42,14 @@ def test_findings_from_a_real_run(producer_path: Path) -> None:
         "rows"
     ]
     seed_row, fixed_row = rows
-    assert seed_row[0].startswith("seed")
+    assert seed_row[0].startswith(("Step 06", "seed"))  # results before the rename say "seed"
     assert (
-        f"seed design: {seed_row[3]:,} replayed events accepted and {seed_row[4]:,} legitimate "
-        "events dropped" in replay["seed_design"]
+        f"Step 06 design: {seed_row[3]:,} replayed events accepted and {seed_row[4]:,} legitimate "
+        "events dropped" in replay["step06_design"]
     )
     assert (
         f"fixed design: {fixed_row[3]:,} replayed events accepted and {fixed_row[4]:,} "
-        "legitimate events dropped" in replay["seed_design"]
+        "legitimate events dropped" in replay["step06_design"]
     )
     herd_doc = next(s for s in doc["scenarios"] if s["name"] == "herd")
     assert herd_doc["comparison"]["verdict"] in herd["fixed_design"]
@@ -57,7 +57,7 @@ def test_findings_from_a_real_run(producer_path: Path) -> None:
         r[0]: r[4] for r in herd_doc["comparison"]["rows"] if r[1] is False
     }  # n8n_calls, budget off
     worst = max(calls, key=lambda k: calls[k])
-    assert f"n8n calls: {worst} {calls[worst]:,}" in herd["seed_design"]
+    assert f"n8n calls: {worst} {calls[worst]:,}" in herd["step06_design"]
 
 
 def test_herd_arrivals_are_drawn_per_budget_setting(producer_path: Path) -> None:

@@ -8,7 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.report import svg
-from harness.report.analysis import bucket_table, delays_by_strategy, position_bin
+from harness.report.analysis import (
+    POSITION_LABELS,
+    bucket_table,
+    delays_by_strategy,
+    position_bin,
+)
 from harness.report.model import RetryDelay
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -55,8 +60,12 @@ def test_line_chart_is_well_formed(
         x_time=True,
     )
     root = _check(doc, title)
-    drawn = [ln for ln in lines if ln[1]]
-    assert len(root.findall(f".//{SVG}polyline")) == len(drawn)
+    # Lines with the same points are drawn once (one would hide the other), named together.
+    drawn = {tuple(sorted(p)) for _, p in lines if p}
+    polylines = root.findall(f".//{SVG}polyline")
+    assert len(polylines) == len(drawn)
+    shown = " = ".join(pl.findtext(f"{SVG}title") or "" for pl in polylines).split(" = ")
+    assert sorted(shown) == sorted(n for n, p in lines if p) or not drawn
 
 
 @settings(max_examples=30, deadline=None)
@@ -202,3 +211,39 @@ def test_delays_on_their_bounds_are_inside_the_histogram() -> None:
     assert position_bin(1.0) == 10  # equal to the high bound: inside
     assert position_bin(-0.01) == 0
     assert position_bin(1.01) == 11
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(min_value=0.0, max_value=10.0),  # low
+            st.floats(min_value=0.0, max_value=10.0),  # width (0: no jitter)
+            st.floats(min_value=-0.5, max_value=1.5),  # where the delay lies, 0..1 inside
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_the_histogram_and_its_verdict_are_the_same_numbers(
+    draws: list[tuple[float, float, float]],
+) -> None:
+    delays = [
+        RetryDelay("full", 0, low + width * where, low, low + width) for low, width, where in draws
+    ]
+    for g in delays_by_strategy(delays):
+        assert sum(g.bins) == len(g.positions)
+        zero_width = [d for d in delays if d.high - d.low <= 1e-9]
+        zero_outside = sum(1 for d in zero_width if abs(d.delay - d.high) > 1e-9 * max(1, d.high))
+        # What the heading says (outside) is what the chart draws outside the bounds.
+        assert g.outside == g.bins[0] + g.bins[-1] + zero_outside
+
+
+def test_a_delay_at_the_cap_is_inside_and_the_labels_name_the_bounds() -> None:
+    capped = RetryDelay("equal", 3, 20.0, 10.0, 20.0)  # delay == high bound == the cap
+    above = RetryDelay("equal", 3, 20.5, 10.0, 20.0)
+    (g,) = delays_by_strategy([capped, above])
+    assert g.bins[10] == 1  # "0.9 to 1 (1 = the high bound)"
+    assert g.bins[11] == 1
+    assert g.outside == 1
+    assert POSITION_LABELS[0] == "below the low bound"
+    assert POSITION_LABELS[-1] == "above the high bound"

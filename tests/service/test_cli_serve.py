@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 
 from harness import cli
+from reliability.signature import signature_header
 
 
 @pytest.fixture
@@ -145,3 +146,52 @@ def test_serve_runs_the_app(tmp_path: Path) -> None:
     access = [json.loads(line) for line in err.splitlines() if '"uvicorn.access"' in line]
     assert any(a["path"] == "/api/weekly-recap?secret=[REDACTED]" for a in access)
     assert (tmp_path / "serve.db").exists()
+
+
+def test_serve_alerts_when_a_tenants_dlq_reaches_the_threshold(tmp_path: Path) -> None:
+    """N8N_DLQ_ALERT_THRESHOLD is wired: the first dead letter (threshold 1) logs one alert."""
+    port, dead_port = _free_port(), _free_port()  # nothing listens on dead_port: n8n is down
+    (tmp_path / "tenants.json").write_text(
+        json.dumps([{"tenant_id": "acme", "stripe_webhook_secrets": ["whsec_alert"]}])
+    )
+    env = {
+        **serve_env(),
+        "CRON_SECRET": "alert-test-cron-secret",
+        "RELIABILITY_ADMIN_TOKEN": "admin-token",
+        "N8N_WEBHOOK_URL": f"http://127.0.0.1:{dead_port}/webhook",
+        "N8N_MAX_RETRIES": "0",
+        "N8N_DLQ_ALERT_THRESHOLD": "1",
+    }
+    argv = ["--port", str(port), "--database-url", f"sqlite:///{tmp_path}/s.db"]
+    argv += ["--tenants", str(tmp_path / "tenants.json"), "--no-access-log"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "serve", *argv],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_up(proc, base)
+        body = json.dumps(
+            {"id": "evt_alert", "type": "invoice.paid", "created": 1, "data": {"object": {}}}
+        ).encode()
+        header = signature_header(body, ["whsec_alert"], int(time.time()))
+        sent = httpx.post(
+            f"{base}/api/stripe/webhook/acme", content=body, headers={"Stripe-Signature": header}
+        )
+        assert sent.status_code == 200, sent.text
+        admin = {"Authorization": "Bearer admin-token"}
+        entries: list[Any] = []
+        deadline = time.monotonic() + 30
+        while not entries and time.monotonic() < deadline:  # the delivery runs after the answer
+            entries = httpx.get(f"{base}/api/admin/dlq", headers=admin).json()["entries"]
+        assert len(entries) == 1
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    alerts = [json.loads(line) for line in err.splitlines() if "alert threshold" in line]
+    assert len(alerts) == 1, err
+    assert alerts[0]["level"] == "warning"
+    assert (alerts[0]["tenant_id"], alerts[0]["depth"], alerts[0]["threshold"]) == ("acme", 1, 1)

@@ -1,15 +1,20 @@
-"""Stripe-Signature verification: compatible with the official `stripe` package both ways."""
+"""Stripe-Signature verification: compatible with the official `stripe` package both ways.
+
+The package checks the tolerance against `time.time()`; its side of each comparison runs with
+the wall frozen (freezegun) at the instant under test, so boundaries are exact, never "now".
+"""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 import pytest
 import stripe
+from freezegun import freeze_time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reliability.clock import SystemClock
 from reliability.signature import (
     SignatureCode,
     SignatureError,
@@ -38,6 +43,8 @@ class FixedClock:
 
 NOW = 1_700_000_000
 CLOCK = FixedClock(NOW)
+AT_NOW = freeze_time(datetime.fromtimestamp(NOW, UTC))
+"""The wall `time.time()` and `datetime.now()` read, frozen at NOW."""
 
 
 def code_of(header: str | None, body: bytes = BODY, secrets: tuple[str, ...] = ("whsec_a",)) -> str:
@@ -53,15 +60,17 @@ def test_header_from_the_stripe_package_is_accepted() -> None:
     assert verify(header, BODY, ("whsec_a",), CLOCK) == NOW
 
 
+@AT_NOW
 def test_our_header_verifies_with_the_stripe_package() -> None:
-    t = int(time.time())
-    header = signature_header(BODY, ("whsec_a", "whsec_b"), t)
+    header = signature_header(BODY, ("whsec_a", "whsec_b"), NOW)
     assert stripe.WebhookSignature.verify_header(BODY, header, "whsec_a", tolerance=300)
     assert stripe.WebhookSignature.verify_header(BODY, header, "whsec_b", tolerance=300)
     assert (
         header
-        == stripe.WebhookSignature.generate_signature_header(BODY.decode(), "whsec_a", timestamp=t)
-        + f",v1={compute_signature('whsec_b', t, BODY)}"
+        == stripe.WebhookSignature.generate_signature_header(
+            BODY.decode(), "whsec_a", timestamp=NOW
+        )
+        + f",v1={compute_signature('whsec_b', NOW, BODY)}"
     )
 
 
@@ -131,6 +140,35 @@ def test_tolerance_edges() -> None:
             assert code_of(header) == "STALE_TIMESTAMP"
 
 
+@AT_NOW
+@pytest.mark.parametrize(
+    ("skew", "ours", "stripes"),
+    [
+        (-301, "STALE_TIMESTAMP", "Timestamp outside the tolerance zone"),
+        (-300, None, None),
+        (0, None, None),
+        (300, None, None),
+        (301, "STALE_TIMESTAMP", None),  # the package bounds only the past; we bound both
+    ],
+)
+def test_tolerance_edges_against_the_stripe_package_at_a_frozen_instant(
+    skew: int, ours: str | None, stripes: str | None
+) -> None:
+    header = signature_header(BODY, ("whsec_a",), NOW + skew)
+    # Both read the frozen wall: our SystemClock through datetime.now, the package time.time.
+    if ours is None:
+        assert verify(header, BODY, ("whsec_a",), SystemClock()) == NOW + skew
+    else:
+        with pytest.raises(SignatureError) as info:
+            verify(header, BODY, ("whsec_a",), SystemClock())
+        assert info.value.code.value == ours
+    if stripes is None:
+        assert stripe.WebhookSignature.verify_header(BODY, header, "whsec_a", tolerance=300)
+    else:
+        with pytest.raises(stripe.SignatureVerificationError, match=stripes):
+            stripe.WebhookSignature.verify_header(BODY, header, "whsec_a", tolerance=300)
+
+
 def test_stale_is_checked_after_the_signature_like_stripe() -> None:
     header = signature_header(BODY, ("whsec_other",), NOW - 3600)
     assert code_of(header) == "BAD_SIGNATURE"
@@ -170,5 +208,5 @@ def test_property_stripe_signed_headers_verify(body: bytes, secret: str, skew: i
     )
     assert verify(header, body, ("whsec_unused", secret), CLOCK) == NOW + skew
     assert stripe.WebhookSignature.verify_header(
-        body, signature_header(body, (secret,), int(time.time())), secret, tolerance=300
-    )
+        body, signature_header(body, (secret,), NOW + skew), secret, tolerance=None
+    )  # signatures only: the tolerance edges are the frozen-instant test's

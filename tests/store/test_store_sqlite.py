@@ -111,7 +111,7 @@ _WORKER = textwrap.dedent(
     from reliability.store import NewDelivery, SqliteStore
 
     async def main(path, k):
-        store = SqliteStore(path)
+        store = SqliteStore(path, busy_timeout=60.0)  # a busy machine must not fail the test
         await store.migrate()
         now = datetime(2031, 5, 6, tzinfo=UTC)
         won = []
