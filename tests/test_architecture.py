@@ -31,8 +31,20 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
     "testing": frozenset({"reliability", "foundation", "fakes", "live", "testing"}),
     "report": frozenset({"foundation", "report"}),
     "schemas": frozenset({"foundation", "fakes", "sim", "schemas"}),
+    "swarm": frozenset({"reliability", "foundation", "fakes", "sim", "chaos", "swarm"}),
     "cli": frozenset(
-        {"reliability", "foundation", "fakes", "sim", "chaos", "live", "report", "schemas", "cli"}
+        {
+            "reliability",
+            "foundation",
+            "fakes",
+            "sim",
+            "chaos",
+            "live",
+            "report",
+            "schemas",
+            "swarm",
+            "cli",
+        }
     ),
     "main": frozenset({"cli"}),
 }

@@ -81,3 +81,28 @@ def test_the_example_service_config_loads() -> None:
     assert set(settings.tenants) == {"acme", "globex"}
     assert settings.tenants["acme"].stripe_webhook_secrets == ("whsec_test",)
     assert settings.n8n_webhook_url == "http://127.0.0.1:5678/webhook"
+
+
+NIGHTLY = EXAMPLES / "ci" / "nightly-swarm.yml"
+
+
+def test_the_nightly_swarm_is_a_valid_workflow_of_parsing_commands() -> None:
+    done = check_workflow(NIGHTLY)
+    assert done.returncode == 0, done.stdout + done.stderr
+    doc = yaml.safe_load(NIGHTLY.read_text(encoding="utf-8"))
+    assert doc["jobs"]["swarm"]["strategy"]["matrix"]["shard"] == list(range(1, 9))
+    parser = build_parser()
+    commands = []
+    for job in doc["jobs"].values():
+        for step in job["steps"]:
+            script = str(step.get("run", "")).replace("\\\n", " ")
+            for line in script.splitlines():
+                words = shlex.split(
+                    line.replace("${{ matrix.shard }}", "3").replace('"$seed"', "7")
+                )
+                if words and words[0] == "reliability-harness":
+                    commands.append(words[1:])
+    assert [c[0] for c in commands] == ["chaos", "report"]
+    chaos = parser.parse_args(commands[0])
+    assert (chaos.swarm, chaos.shard, chaos.budget) == (40000, "3/8", "40m")
+    assert parser.parse_args(commands[1]).func is not None

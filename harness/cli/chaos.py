@@ -77,7 +77,39 @@ def register(subparsers: Any) -> None:
         help="scenarios run in N worker processes (default: 2 or the CPU count if lower); "
         "with 1, progress is shown per scenario",
     )
+    _register_swarm(parser)
     parser.set_defaults(func=main)
+
+
+def _register_swarm(parser: Any) -> None:
+    swarm = parser.add_argument_group(
+        "swarm", "generated scenarios over many seeds (see docs/chaos.md, Swarm testing)"
+    )
+    swarm.add_argument(
+        "--swarm",
+        type=int,
+        metavar="N",
+        help="run N generated scenarios, run i from seed S+i (S: --seed, default 1)",
+    )
+    swarm.add_argument(
+        "--shard", default="1/1", metavar="I/M", help="run only the I-th of M disjoint slices"
+    )
+    swarm.add_argument(
+        "--for",
+        dest="budget",
+        metavar="DURATION",
+        help="start runs until DURATION (90s, 10m, 1h) has passed; with --swarm N, at most N",
+    )
+    swarm.add_argument(
+        "--differential",
+        action="store_true",
+        help="run every scenario (generated, or given with --scenario) on the embedded store "
+        "and on PostgreSQL (--database-url, default: an embedded PostgreSQL 16) and require "
+        "equal traces",
+    )
+    swarm.add_argument(
+        "--no-shrink", action="store_true", help="do not shrink failures to reproducers"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -88,6 +120,10 @@ def main(args: argparse.Namespace) -> int:
     if args.data_dir is not None and args.database_url != EMBEDDED:
         sys.stderr.write("reliability-harness chaos: --data-dir needs --database-url embedded\n")
         return BAD_INPUT
+    if args.swarm is not None or args.budget is not None:
+        return _swarm(args, command)
+    if args.differential:
+        return _differential(args)
     with _database(args.database_url, args.data_dir) as database_url:
         return run_chaos(
             scenarios=args.scenario,
@@ -98,6 +134,49 @@ def main(args: argparse.Namespace) -> int:
             jobs=max(1, args.jobs),
             command=command,
         )
+
+
+def _swarm(args: argparse.Namespace, command: str) -> int:
+    from harness.cli.swarm import SwarmRequest, run_swarm_command
+    from harness.swarm.shard import ShardError, parse_duration, parse_shard
+
+    try:
+        parse_shard(args.shard)
+        budget = parse_duration(args.budget) if args.budget is not None else None
+        if args.scenario:
+            raise ShardError("--swarm generates its scenarios: give --scenario or --swarm")
+        if args.swarm is not None and args.swarm < 1:
+            raise ShardError(f"--swarm must be at least 1, got {args.swarm}")
+    except ShardError as exc:
+        sys.stderr.write(f"reliability-harness chaos: error: {exc}\n")
+        return BAD_INPUT
+    url = args.database_url
+    if args.differential and url is None:
+        url = EMBEDDED
+    with _database(url, args.data_dir) as database_url:
+        request = SwarmRequest(
+            runs=args.swarm,
+            seed=args.seed if args.seed is not None else 1,
+            jobs=max(1, args.jobs),
+            shard=args.shard,
+            budget=budget,
+            store_url=None if args.differential else database_url,
+            differential_url=database_url if args.differential else None,
+            shrink=not args.no_shrink,
+            out=Path(args.out),
+            quiet=args.quiet,
+            command=command,
+        )
+        return run_swarm_command(request)
+
+
+def _differential(args: argparse.Namespace) -> int:
+    """`--differential` without `--swarm`: the given scenarios on both stores."""
+    from harness.cli.swarm import differential_scenarios
+
+    with _database(args.database_url or EMBEDDED, args.data_dir) as database_url:
+        assert database_url is not None
+        return differential_scenarios(args.scenario or [], args.seed, database_url)
 
 
 @contextlib.contextmanager

@@ -31,12 +31,15 @@ class ProgressPrinter:
         mode: Mode | None = None,
         every: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        unit: str = "of simulated time",
     ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.mode: Mode = mode if mode is not None else self._auto(self.stream)
         self.label = label
         self.every = every
         self._clock = clock
+        self.unit = unit
+        """What the fraction is a fraction of, in plain lines ("of simulated time", "of runs")."""
         self._last_pct = -1
         self._last_line: float | None = None
         self._open = False  # a bar is on screen without its newline
@@ -70,7 +73,7 @@ class ProgressPrinter:
         now = self._clock()
         due = self._last_line is None or now - self._last_line >= self.every
         if pct >= 100 or due:
-            self.stream.write(f"  {self.label}: {pct}% of simulated time\n")
+            self.stream.write(f"  {self.label}: {pct}% {self.unit}\n")
             self.stream.flush()
             self._last_line = now
 

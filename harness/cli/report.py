@@ -17,6 +17,7 @@ from typing import Any
 from harness.report import ResultsError, build_report, write_report
 from harness.report.check import compare_reports, read_report_dir, report_problems
 from harness.report.options import DEFAULT_TITLE, ReportOptions
+from harness.report.swarm import add_swarm_section, read_swarm_sections
 
 __all__ = ["register"]
 
@@ -61,6 +62,14 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_run)
 
 
+def _expected() -> tuple[str, ...]:
+    """What a swarm should reach (`harness.swarm.coverage.EXPECTED`): the report lists what
+    no run reached."""
+    from harness.swarm.coverage import EXPECTED
+
+    return EXPECTED
+
+
 def _options(args: argparse.Namespace) -> ReportOptions:
     """The team's choices; a bad --title or --about raises ValueError naming the option."""
     title = " ".join(str(args.title).split())
@@ -87,6 +96,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     try:
         files = build_report(list(args.results), generated_at=generated_at, options=options)
+        files = add_swarm_section(files, read_swarm_sections(args.results), _expected())
     except ResultsError as exc:
         print(f"reliability-harness report: {exc}", file=sys.stderr)
         return 2

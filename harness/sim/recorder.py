@@ -113,6 +113,7 @@ class Recorder:
     def dead_lettered(self, entry: DlqEntry) -> None:
         r = self._records
         r.dlq_entries[entry.id] = entry
+        r.dlq_written.append(entry)
         life = DlqLife(
             entry.id, entry.tenant_id, self._clock.monotonic(), r.seconds(entry.expires_at)
         )

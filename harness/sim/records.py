@@ -117,6 +117,8 @@ class Records:
     """Outbox id -> its delivery key (intake rows and manual DLQ retries)."""
     dlq_entries: dict[str, DlqEntry] = field(default_factory=dict)
     """DLQ id -> the entry as last written (a retried delivery that fails again reuses its id)."""
+    dlq_written: list[DlqEntry] = field(default_factory=list)
+    """Every entry as written, in order (one per stay: a reused id appears once per stay)."""
     dlq_lives: list[DlqLife] = field(default_factory=list)
     """Every stay of a delivery in the DLQ, in order."""
     dlq_retried: dict[str, float] = field(default_factory=dict)

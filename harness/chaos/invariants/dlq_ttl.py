@@ -86,7 +86,9 @@ def _check_manual_retries(r: Records, out: Findings) -> None:
     delivery's own idempotency key (on its outbox row, or on the DLQ entry it went back to)."""
     redispatched = {ev.outbox_id for _, _, ev in r.events if isinstance(ev, _WORKED_ON)}
     stored = {row.id: (row.retry_count, row.idempotency_key) for row in r.retried_rows}
-    for e in r.dlq_entries.values():
+    # Every stay, not the last entry per id: a delivery retried twice, failing in between,
+    # goes back under the same DLQ id, and its first retry must still be found.
+    for e in r.dlq_written:
         if e.source_outbox_id and e.source_outbox_id not in stored:
             stored[e.source_outbox_id] = (e.retry_count, e.idempotency_key)
     for retry in r.retries:

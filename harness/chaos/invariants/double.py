@@ -1,12 +1,15 @@
 """no_double_processing: an event is accepted at most once per tenant; every legitimate event
-answered 2xx was accepted; replays and forgeries get their codes; no delivery completes twice."""
+answered 2xx was accepted; replays and forgeries get their codes; no delivery completes twice;
+no delivery is in flight twice at once at n8n (its lease holds it: only a crash, which cuts
+its call short, lets another claimer send it again)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any, Final
 
-from harness.chaos.invariants._base import Findings, Violation
+from harness.chaos.invariants._base import EPS, Findings, Violation
 from harness.sim import SimRun
 from reliability.events import Delivered
 
@@ -88,4 +91,44 @@ def check_no_double_processing(run: SimRun, params: Mapping[str, Any]) -> Findin
                     )
                 )
             delivered.setdefault(ev.idempotency_key, t)
+    _check_one_call_at_a_time(run, out)
     return out
+
+
+def _check_one_call_at_a_time(run: SimRun, out: Findings) -> None:
+    """Calls at n8n with one idempotency key never overlap (a call cut off by a crash ends at
+    the crash, as in the quotas checker)."""
+    r = run.records
+    crash_times = sorted(at for at, _, _ in r.crashes)
+    calls: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
+    for e in r.journal:
+        if e.idempotency_key is None:
+            continue
+        end = e.finished_t
+        if end is None:
+            cut = [c for c in crash_times if c >= e.t]
+            end = cut[0] if cut else r.end
+        calls[e.idempotency_key].append((e.t, end, e.seq))
+    for key, spans in calls.items():
+        if len(spans) < 2:
+            continue
+        out.checked += 1
+        spans.sort()
+        start, end, seq = spans[0]
+        for later, later_end, later_seq in spans[1:]:
+            if later < end - EPS:
+                out.fail(
+                    Violation(
+                        f"delivery {key} in flight twice at n8n: call #{later_seq} at "
+                        f"t={later:.3f} while call #{seq} (from t={start:.3f}) ran until "
+                        f"t={end:.3f}",
+                        None,
+                        None,
+                        key,
+                        {"first": start, "second": later},
+                        (key,),
+                    )
+                )
+                break
+            if later_end > end:
+                start, end, seq = later, later_end, later_seq
