@@ -19,8 +19,19 @@ from reliability.clock import Clock
 
 __all__ = ["OUTCOMES", "Journal", "JournalEntry"]
 
-OUTCOMES: Final = ("pending", "answered", "hang", "reset", "closed", "truncated", "malformed")
-"""`answered` means a complete HTTP answer (see `status`); the rest name what the client saw."""
+OUTCOMES: Final = (
+    "pending",
+    "answered",
+    "hang",
+    "reset",
+    "closed",
+    "truncated",
+    "malformed",
+    "gave_up",
+)
+"""`answered` means a complete HTTP answer (see `status`); the rest name what the client saw:
+`gave_up` is a client that stopped waiting (its own deadline cancelled the call) while n8n was
+still slow to answer; the workflow ran all the same, as n8n does not stop a run for a client."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,8 +26,14 @@ from typing import Any, Final
 import httpx
 
 from harness.data import data_path
-from harness.fakes.faults import FaultEngine, FaultProfile, load_profile, parse_profile
-from harness.fakes.journal import Journal
+from harness.fakes.faults import (
+    Decision,
+    FaultEngine,
+    FaultProfile,
+    load_profile,
+    parse_profile,
+)
+from harness.fakes.journal import Journal, JournalEntry
 from harness.fakes.n8n_answers import (
     JSON_TYPE,
     PROD_HINT,
@@ -210,7 +216,8 @@ class FakeN8n:
     # --- the core ------------------------------------------------------------------------
 
     async def answer(self, req: FakeRequest) -> Answer:
-        """Decide the answer to `req`, sleeping on the clock for injected latency."""
+        """Decide the answer to `req`, sleeping on the clock for injected latency; a caller that
+        cancels the wait (its deadline) ends the call as `gave_up`, and the workflow still runs."""
         path = req.path
         if path.startswith("/webhook/") and path != "/webhook/":
             return await self._webhook(req, path[len("/webhook/") :])
@@ -250,7 +257,12 @@ class FakeN8n:
         )
         decision = self.faults.decide(wpath, tenant)
         if decision.latency > 0:
-            await self.clock.sleep(decision.latency)
+            began = self.clock.monotonic()
+            try:
+                await self.clock.sleep(decision.latency)
+            except asyncio.CancelledError:
+                self._gave_up(req, wpath, entry, decision, self.clock.monotonic() - began)
+                raise
         action = decision.action
         if action is not None and action.kind == "status":
             answer = status_fault(action.status or 500, action.retry_after)
@@ -281,6 +293,18 @@ class FakeN8n:
         elif action.kind == "truncate" and not answer.body:
             answer.body = json_bytes({"message": "Workflow was started"})
         return answer
+
+    def _gave_up(
+        self, req: FakeRequest, wpath: str, entry: JournalEntry, decision: Decision, waited: float
+    ) -> None:
+        """The client left during the latency: its call ends now, and the workflow still runs
+        (n8n does not cancel a run when the caller hangs up), unless a status fault stands in
+        front of n8n."""
+        action = decision.action
+        ran = False
+        if action is None or action.kind != "status":
+            ran = self._n8n(req, wpath, runs=decision.runs_workflow).ran
+        self.journal.finish(entry, outcome="gave_up", latency=waited, ran=ran)
 
     def _n8n(self, req: FakeRequest, wpath: str, *, runs: bool = True) -> Answer:
         """n8n's answer; `runs=False` (a fault in front of n8n) leaves no execution behind."""

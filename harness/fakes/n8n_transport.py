@@ -39,6 +39,7 @@ class FakeN8nTransport(httpx.AsyncBaseTransport):
             body=body,
         )
         fake = self.fake
+        read_timeout = request.extensions.get("timeout", {}).get("read")
         answer = await fake.answer(req)
         fault = answer.fault if answer.entry is not None else None
         if fault is None:
@@ -48,16 +49,7 @@ class FakeN8nTransport(httpx.AsyncBaseTransport):
                 answer.status, headers=headers, content=answer.body, request=request
             )
         if fault == "hang":
-            timeout = request.extensions.get("timeout", {}).get("read")
-            if timeout is not None and timeout < answer.hang_for:
-                await fake.clock.sleep(timeout)
-                fake.finish(answer, "hang")
-                raise httpx.ReadTimeout("", request=request)
-            await fake.clock.sleep(answer.hang_for)
-            fake.finish(answer, "hang")
-            raise httpx.RemoteProtocolError(
-                "Server disconnected without sending a response.", request=request
-            )
+            await self._hang(answer, read_timeout, request)
         if fault == "reset":
             fake.finish(answer, "reset")
             raise httpx.ReadError("", request=request)
@@ -74,6 +66,21 @@ class FakeN8nTransport(httpx.AsyncBaseTransport):
             stream=_Truncated(fake, answer, request),
             request=request,
         )
+
+    async def _hang(self, answer: Answer, timeout: float | None, request: httpx.Request) -> None:
+        """Hold the call; the journal entry ends whenever the client does, also when the
+        caller's own deadline cancels it."""
+        fake = self.fake
+        try:
+            if timeout is not None and timeout < answer.hang_for:
+                await fake.clock.sleep(timeout)
+                raise httpx.ReadTimeout("", request=request)
+            await fake.clock.sleep(answer.hang_for)
+            raise httpx.RemoteProtocolError(
+                "Server disconnected without sending a response.", request=request
+            )
+        finally:
+            fake.finish(answer, "hang")
 
 
 class _Truncated(httpx.AsyncByteStream):

@@ -456,3 +456,32 @@ async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.005)
+
+
+@pytest.mark.parametrize("fault", [None, "hang"])
+def test_a_caller_that_cancels_ends_its_call_and_the_workflow_still_runs(
+    fault: str | None,
+) -> None:
+    """A caller's own deadline (the dispatcher's total deadline) cancels a slow call: the
+    journal ends the call then, so it no longer counts as in flight (found by the swarm: the
+    entry stayed pending forever). The workflow still runs, as n8n's would."""
+    rule: dict[str, Any] = {"latency": {"fixed": 30.0}}
+    if fault == "hang":
+        rule = {"hang": 1.0, "hang_for": 600.0}
+    profile = parse_profile({"rules": [rule]})
+
+    async def main(clock: VirtualClock) -> FakeN8n:
+        fake = FakeN8n(faults=profile, clock=clock)
+        async with fake.client(headers=KEY) as client:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(5.0):
+                    await client.post("/webhook/weekly-recap", json={}, timeout=None)
+        return fake
+
+    fake = vclock.run(main)
+    (entry,) = fake.journal.entries()
+    assert entry.outcome == ("hang" if fault else "gave_up")
+    assert entry.latency == pytest.approx(0.0 if fault else 5.0)
+    assert entry.ran  # a hang runs the workflow before it holds the call (run_before_fault)
+    assert len(list(fake.executions)) == 1
+    assert fake.journal.to_json()["in_flight"] == {}
