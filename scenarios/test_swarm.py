@@ -205,7 +205,7 @@ def test_bad_swarm_options_exit_two(
     assert not (tmp_path / "results.json").exists()
 
 
-FOUND = Path(__file__).parent / "found"
+CATALOGUE = Path(__file__).parent / "catalogue"
 
 
 def test_a_call_slower_than_the_read_timeout_keeps_its_delivery_to_itself() -> None:
@@ -213,6 +213,6 @@ def test_a_call_slower_than_the_read_timeout_keeps_its_delivery_to_itself() -> N
     run past the client's read timeout, and a caller's deadline left the call in flight at the
     fake forever. Fixed: the transport times out as httpx does, and a client that gives up ends
     its call (outcome `gave_up`, the workflow still runs)."""
-    scenario = load_scenario(FOUND / "latency-past-read-timeout.yaml")
+    scenario = load_scenario(CATALOGUE / "slow-n8n-deadline.yaml")
     (result,) = check_run(simulate(scenario, seed=802), ["no_double_processing"])
     assert result.passed, result.details

@@ -131,8 +131,10 @@ def words(name: str) -> str:
 
 
 def is_time(name: str) -> bool:
-    """Whether a figure or column holds seconds (drawn and printed as a duration)."""
-    return name.startswith("time_") or name.endswith("_seconds") or name == "completion_s"
+    """Whether a figure or column holds seconds (drawn and printed as a duration); a variant's
+    figure (`none.time_until_all_delivered`) is judged by its measure."""
+    measure = name.rsplit(".", 1)[-1]
+    return measure.startswith("time_") or measure.endswith("_seconds") or measure == "completion_s"
 
 
 def fmt_value(name: str, v: float | None) -> str:

@@ -175,3 +175,12 @@ def test_report_splits_chaos_and_load_in_order(
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ResultsError, match="no such file"):
         load_report([tmp_path / "nope.json"])
+
+
+def test_a_time_that_never_came_reads_never_also_for_a_variant() -> None:
+    """A herd variant's `none.time_until_all_delivered` of None is "never", not "n/a"."""
+    from harness.report.analysis import fmt_value
+
+    assert fmt_value("time_until_all_delivered", None) == "never"
+    assert fmt_value("none.time_until_all_delivered", None) == "never"
+    assert fmt_value("none.n8n_calls", None) == "n/a"
