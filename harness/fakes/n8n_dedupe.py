@@ -9,11 +9,12 @@ old keys, and `HistoryFull` says so with n8n's message.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Any, Final
+
+from harness.fakes.jsonl_file import JsonLinesFile
 
 __all__ = ["HISTORY_FULL", "DedupeHistory", "HistoryFull"]
 
@@ -34,24 +35,13 @@ class DedupeHistory:
     def __init__(self, directory: str | Path | None = None) -> None:
         self._seen: dict[str, dict[str, None]] = {}
         self._lock = threading.Lock()
-        self._file: TextIO | None = None
         self.directory = Path(directory) if directory is not None else None
-        if self.directory is not None:
-            path = self.directory / _FILE
-            if path.exists():
-                self._load(path)
-            self._file = path.open("a", encoding="utf-8")
+        self._file = JsonLinesFile(
+            directory, _FILE, what="a dedupe history entry", replay=self._replay
+        )
 
-    def _load(self, path: Path) -> None:
-        with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                try:
-                    entry = json.loads(line)
-                    self._seen.setdefault(str(entry["context"]), {})[str(entry["key"])] = None
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise ValueError(f"{path}:{number}: not a dedupe history entry") from exc
+    def _replay(self, entry: Any) -> None:
+        self._seen.setdefault(str(entry["context"]), {})[str(entry["key"])] = None
 
     def count(self, context: str) -> int:
         with self._lock:
@@ -69,25 +59,15 @@ class DedupeHistory:
             processed = [k for k in keys if k in seen]
             for key in new:
                 seen[key] = None
-            if self._file is not None and new:
-                self._file.writelines(
-                    json.dumps({"context": context, "key": k}, ensure_ascii=False) + "\n"
-                    for k in new
-                )
-                self._file.flush()
+            self._file.append({"context": context, "key": k} for k in new)
             return new, processed
 
     def clear(self) -> None:
         """Forget everything (and empty the file, when there is one)."""
         with self._lock:
             self._seen.clear()
-            if self._file is not None:
-                self._file.seek(0)
-                self._file.truncate()
-                self._file.flush()
+            self._file.clear()
 
     def close(self) -> None:
         with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+            self._file.close()

@@ -9,13 +9,14 @@ directory lists them again.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Any, Final
+
+from harness.fakes.jsonl_file import JsonLinesFile
 
 __all__ = ["ExecutionLog", "ExecutionRecord", "LazyRunData"]
 
@@ -97,22 +98,12 @@ class ExecutionLog:
         self._next_id = 1
         self._effects: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._file: TextIO | None = None
-        if directory is not None:
-            path = Path(directory) / _FILE
-            if path.exists():
-                self._load(path)
-            self._file = path.open("a", encoding="utf-8")
-
-    def _load(self, path: Path) -> None:
-        with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                try:
-                    self._keep(ExecutionRecord.from_json(json.loads(line)))
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise ValueError(f"{path}:{number}: not an execution entry") from exc
+        self._file = JsonLinesFile(
+            directory,
+            _FILE,
+            what="an execution entry",
+            replay=lambda entry: self._keep(ExecutionRecord.from_json(entry)),
+        )
 
     def _keep(self, record: ExecutionRecord) -> None:
         self._records.append(record)
@@ -125,9 +116,7 @@ class ExecutionLog:
         with self._lock:
             record = ExecutionRecord(id=self._next_id, **fields)
             self._keep(record)
-            if self._file is not None:
-                self._file.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
-                self._file.flush()
+            self._file.append([record.to_json()])
             return record
 
     def __iter__(self) -> Iterator[ExecutionRecord]:
@@ -154,13 +143,8 @@ class ExecutionLog:
             self._records.clear()
             self._effects.clear()
             self._next_id = 1
-            if self._file is not None:
-                self._file.seek(0)
-                self._file.truncate()
-                self._file.flush()
+            self._file.clear()
 
     def close(self) -> None:
         with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+            self._file.close()
