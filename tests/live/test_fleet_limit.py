@@ -15,7 +15,7 @@ import stripe
 
 from harness.live.outbox import OutboxView, drain_until_idle
 from harness.live.processes import Supervisor
-from harness.live.stack import Stack, StackConfig, make_tenants, resolve_database_url
+from harness.live.stack import Stack, StackConfig, make_tenants
 from reliability.clock import SystemClock
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -38,12 +38,14 @@ def _event(i: int) -> bytes:
     ).encode()
 
 
-async def _peak_at_n8n(tmp_path: Path, *, instances: int, workers: int, fleet: bool) -> int:
+async def _peak_at_n8n(
+    tmp_path: Path, pg_url: str, *, instances: int, workers: int, fleet: bool
+) -> int:
     faults = tmp_path / "faults.yaml"
     faults.write_text(FAULTS, encoding="utf-8")
     [tenant] = make_tenants(1, seed=16, concurrency_limit=LIMIT)
     config = StackConfig(
-        database_url=resolve_database_url(None),
+        database_url=pg_url,
         run_dir=tmp_path / "run",
         tenants=(tenant,),
         faults_file=faults,
@@ -86,14 +88,14 @@ async def _peak_at_n8n(tmp_path: Path, *, instances: int, workers: int, fleet: b
     return int(journal["peak_in_flight"][tenant.tenant_id])
 
 
-async def test_two_instances_keep_the_tenant_limit(tmp_path: Path) -> None:
-    assert await _peak_at_n8n(tmp_path, instances=2, workers=1, fleet=True) <= LIMIT
+async def test_two_instances_keep_the_tenant_limit(tmp_path: Path, pg_url: str) -> None:
+    assert await _peak_at_n8n(tmp_path, pg_url, instances=2, workers=1, fleet=True) <= LIMIT
 
 
-async def test_two_workers_keep_the_tenant_limit(tmp_path: Path) -> None:
-    assert await _peak_at_n8n(tmp_path, instances=1, workers=2, fleet=True) <= LIMIT
+async def test_two_workers_keep_the_tenant_limit(tmp_path: Path, pg_url: str) -> None:
+    assert await _peak_at_n8n(tmp_path, pg_url, instances=1, workers=2, fleet=True) <= LIMIT
 
 
-async def test_without_the_fleet_limit_two_instances_exceed_it(tmp_path: Path) -> None:
+async def test_without_the_fleet_limit_two_instances_exceed_it(tmp_path: Path, pg_url: str) -> None:
     """The bug reintroduced (the in-process limiter only): the check above catches it."""
-    assert await _peak_at_n8n(tmp_path, instances=2, workers=1, fleet=False) > LIMIT
+    assert await _peak_at_n8n(tmp_path, pg_url, instances=2, workers=1, fleet=False) > LIMIT
