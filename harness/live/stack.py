@@ -40,14 +40,19 @@ from reliability.config import ConfigError, Settings, load_settings
 from reliability.redact import redact
 
 __all__ = [
+    "DATABASE_ENV_VAR",
+    "DEFAULT_DATABASE_URL",
     "Stack",
     "StackConfig",
     "TenantSpec",
     "child_env",
     "make_tenants",
+    "resolve_database_url",
     "schema_url",
 ]
 
+DATABASE_ENV_VAR: Final = "RELIABILITY_TEST_DATABASE_URL"
+DEFAULT_DATABASE_URL: Final = "postgresql://postgres@127.0.0.1:5432/test"
 
 _WEBHOOK_KEY_HEADER: Final = "X-N8N-Webhook-Key"
 _WEBHOOK_KEY: Final = "local-test-webhook-key"
@@ -77,6 +82,14 @@ _OWNED_KEYS: Final = frozenset({"CRON_SECRET"})
 
 
 # -- ports and database -------------------------------------------------------------------------
+
+
+def resolve_database_url(explicit: str | None, env: Mapping[str, str] | None = None) -> str:
+    """`--database-url`, else `RELIABILITY_TEST_DATABASE_URL`, else the local default."""
+    if explicit:
+        return explicit
+    found = (os.environ if env is None else env).get(DATABASE_ENV_VAR, "").strip()
+    return found or DEFAULT_DATABASE_URL
 
 
 def schema_url(url: str, schema: str) -> str:
