@@ -29,10 +29,10 @@ def occ_series(c: Comparison, measure: str) -> dict[str, list[tuple[float, float
     return {k: sorted(lines[k]) for k in sorted(lines, key=an.strategy_key)}
 
 
-def occ_section(s: Scenario, c: Comparison, ids: hb.Ids) -> Iterator[str]:
-    yield "<h3>The AWS jitter experiment, reproduced: work and time against clients</h3>"
-    mark = hb.verdict(c.matches_study is True, "reproduces the published shape", "diverges")
-    yield f"<p><strong>Verdict</strong> {mark}: {hb.esc(c.verdict)}</p>"
+def occ_section(s: Scenario, c: Comparison, ids: hb.Ids) -> Iterator[hb.Block]:
+    yield hb.Heading(3, "The AWS jitter experiment, reproduced: work and time against clients")
+    mark = hb.Mark(c.matches_study is True, "reproduces the published shape", "diverges")
+    yield hb.Para((hb.Strong("Verdict"), " ", mark, f": {c.verdict}"))
     for measure, what, y_fmt in (
         ("calls", "Work: calls to the item (mean per run)", "num"),
         ("completion_s", "Time until every client succeeded (mean per run)", "time"),

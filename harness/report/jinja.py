@@ -14,7 +14,7 @@ from markupsafe import Markup, escape
 
 from harness.report import scales
 
-__all__ = ["Markup", "block", "md_code", "render_page"]
+__all__ = ["Markup", "md_code", "px", "render_chart", "render_page"]
 
 
 def md_code(text: object) -> Markup:
@@ -44,9 +44,21 @@ _ENV: Final = Environment(
 _ENV.filters["code"] = md_code
 
 
-def block(name: str) -> Callable[..., Markup]:
-    """A macro of blocks.html.j2 (`table`, `pair`, `mark`), callable from Python."""
-    return cast(Callable[..., Markup], getattr(_ENV.get_template("blocks.html.j2").module, name))
+def px(v: float) -> str:
+    """A chart coordinate: an integer as it is, anything else to one decimal (never `-0.0`)."""
+    if isinstance(v, int):
+        return str(v)
+    s = f"{v:.1f}"
+    return "0.0" if s == "-0.0" else s
+
+
+_ENV.filters["px"] = px
+
+
+def render_chart(chart: object) -> Markup:
+    """One chart (a `marks.Chart`) as inline SVG, from chart.svg.j2."""
+    draw = cast(Callable[[object], Markup], _ENV.get_template("chart.svg.j2").module.chart)  # type: ignore[attr-defined]
+    return draw(chart)
 
 
 def render_page(**context: Any) -> str:
