@@ -135,5 +135,6 @@ def occ_comparison(points: Sequence[OccPoint], clients: Sequence[int]) -> dict[s
             [p.strategy, p.clients, round(p.calls, 2), round(p.completion_s, 6)] for p in points
         ],
         "matches_study": all(c.held for c in checks),
+        "checks": [{"claim": c.claim, "held": c.held, "numbers": c.numbers} for c in checks],
         "verdict": _verdict(checks, clients),
     }

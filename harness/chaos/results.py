@@ -47,7 +47,9 @@ __all__ = [
 ]
 
 SCHEMA: Final = "reliability-harness/chaos-results"
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+"""2 since issue 19: `null` for "no --seed" and "never", `step06_*` figures, the herd's
+`check_held`; the report still reads 1."""
 _MAX_ARRIVALS: Final = 1000
 _HERD_COLUMNS: Final = (
     "strategy",
@@ -271,11 +273,13 @@ def _run_occ(scenario: Scenario, seed: int) -> ScenarioOutcome:
             + ("the same calls and completion time" if same else "different numbers"),
         ),
     ]
-    largest = max(c.clients)
+    # The post's headline count when it was run, else the largest.
+    shown = 100 if 100 in c.clients else max(c.clients)
     figures: dict[str, float | None] = {"runs_per_point": float(c.runs)}
     for p in points:
-        if p.clients == largest:
-            figures[f"{p.strategy}.calls_at_{largest}_clients"] = p.calls
+        if p.clients == shown:
+            figures[f"{p.strategy}.calls_at_{shown}_clients"] = p.calls
+            figures[f"{p.strategy}.time_to_finish_at_{shown}_clients"] = p.completion_s
     return ScenarioOutcome(
         scenario=scenario,
         seed=seed,
