@@ -38,6 +38,7 @@ __all__ = [
     "Section",
     "Strong",
     "Table",
+    "code_spans",
     "fmt_cell",
     "invariants_table",
     "pair",
@@ -196,6 +197,12 @@ def table(
 def pair(chart: Chart, tables: Table | Sequence[Table], caption: str) -> Figure:
     """A chart with its caption and the table(s) of its data."""
     return Figure(chart, (tables,) if isinstance(tables, Table) else tuple(tables), caption)
+
+
+def code_spans(text: object) -> tuple[Inline, ...]:
+    """Text with `backticked` spans as `Code` pieces (a finding's words)."""
+    parts = scales.clean(text).split("`")
+    return tuple(Code(p) if i % 2 else p for i, p in enumerate(parts) if p)
 
 
 def fmt_cell(v: object) -> str:

@@ -76,7 +76,7 @@ def occ_section(s: Scenario, c: Comparison, ids: hb.Ids) -> Iterator[hb.Block]:
             rows,
             numeric=range(1, len(lines) + 1),
         )
-        yield hb.pair(chart, table, f"{what}; the lines are the table beside the chart.")
+        yield hb.pair(chart, table, f"{what}, one line per strategy; the table holds its numbers.")
 
 
 def _value(v: float, y_fmt: str) -> str:

@@ -10,19 +10,12 @@ from collections.abc import Callable
 from typing import Any, Final, cast
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from harness.report import scales
+from harness.report.html_blocks import code_spans
 
-__all__ = ["Markup", "md_code", "px", "render_chart", "render_page"]
-
-
-def md_code(text: object) -> Markup:
-    """Escape (control characters dropped), then render `backticked` spans as code."""
-    parts = scales.clean(text).split("`")
-    return Markup("").join(
-        Markup("<code>{}</code>").format(p) if i % 2 else escape(p) for i, p in enumerate(parts)
-    )
+__all__ = ["Markup", "px", "render_chart", "render_page", "render_section"]
 
 
 def _clean(value: object) -> object:
@@ -41,7 +34,7 @@ _ENV: Final = Environment(
     keep_trailing_newline=True,
     finalize=_clean,
 )
-_ENV.filters["code"] = md_code
+_ENV.filters["code"] = code_spans
 
 
 def px(v: float) -> str:
@@ -59,6 +52,12 @@ def render_chart(chart: object) -> Markup:
     """One chart (a `marks.Chart`) as inline SVG, from chart.svg.j2."""
     draw = cast(Callable[[object], Markup], _ENV.get_template("chart.svg.j2").module.chart)  # type: ignore[attr-defined]
     return draw(chart)
+
+
+def render_section(section: object) -> Markup:
+    """One section (an `html_blocks.Section`), from blocks.html.j2."""
+    draw = _ENV.get_template("blocks.html.j2").module.section  # type: ignore[attr-defined]
+    return cast(Markup, draw(section))
 
 
 def render_page(**context: Any) -> str:

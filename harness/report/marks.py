@@ -13,8 +13,6 @@ from typing import ClassVar
 
 from markupsafe import Markup
 
-from harness.report.jinja import render_chart
-
 __all__ = ["Chart", "Group", "Mark", "Poly", "Rect", "Seg", "Text"]
 
 
@@ -102,6 +100,9 @@ class Chart:
     marks: Sequence[Mark]
 
     def __html__(self) -> Markup:
+        # Imported here: the templates' module imports the records that hold charts.
+        from harness.report.jinja import render_chart
+
         return render_chart(self)
 
     def __str__(self) -> str:
