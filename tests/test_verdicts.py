@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.chaos.results import budget_words
+from harness.report.analysis import arrival_rates
 from harness.report.findings import findings
-from harness.report.model import ChaosResults, Comparison, Report, Scenario
+from harness.report.model import ChaosResults, Comparison, Report, Scenario, TimePoint
 
 
 def _row(strategy: str, budget: bool, calls: int, dead: int) -> list[object]:
@@ -47,3 +48,15 @@ def test_the_jitter_finding_says_hardly_spreads_only_when_the_calls_show_it() ->
     apart = next(f for f in findings(_herd_report(3000)) if f.key == "additive-jitter")
     assert "hardly" not in apart.title
     assert "3,000 calls to n8n against no jitter's 6,000" in apart.title
+
+
+def test_arrivals_in_lockstep_are_drawn_as_spikes_not_a_gliding_line() -> None:
+    # No jitter retries at 10, 12, 16 and 24 s: only those 2 s buckets saw arrivals.
+    recorded = [(10.0, 1200.0), (12.0, 600.0), (16.0, 600.0), (24.0, 550.0)]
+    points = [TimePoint(t, v, "none", bucket=2.0) for t, v in recorded]
+    ((label, bucket, rates),) = arrival_rates(points)
+    assert (label, bucket) == ("none", 2.0)
+    assert rates[:4] == [(10.0, 600.0), (12.0, 300.0), (14.0, 0.0), (16.0, 300.0)]
+    assert rates[-2:] == [(24.0, 275.0), (26.0, 0.0)]  # it ends after the last arrival
+    assert sum(v for _, v in rates) * bucket == sum(v for _, v in recorded)
+    assert all(t % 2 == 0 for t, _ in rates)

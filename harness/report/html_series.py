@@ -285,9 +285,9 @@ def arrivals(s: Scenario, ids: hb.Ids) -> Iterator[hb.Block]:
                     g,
                     svg.fmt_duration(bucket),
                     svg.fmt_num(max(v for _, v in pts)),
-                    svg.fmt_duration(max(pts, key=lambda p: (p[1], -p[0]))[0], end),
+                    svg.fmt_duration(max(pts, key=lambda p: (p[1], -p[0]))[0]),
                     svg.fmt_num(sum(v for _, v in raw)),
-                    svg.fmt_duration(max((t for t, v in raw if v > 0), default=0.0), end),
+                    svg.fmt_duration(max((t for t, v in raw if v > 0), default=0.0)),
                 ]
                 for (g, pts), (_, raw), (_, bucket, _) in zip(named, counts, rates, strict=True)
             ],

@@ -64,16 +64,21 @@ def comparison(s: Scenario, c: Comparison, ids: hb.Ids) -> Iterator[hb.Block]:
     if not charts:
         yield table
         return
-    yield hb.pair(charts[0], table, f"{an.words(c.columns[nums[0]])} per variant.")
+    yield hb.pair(charts[0], table, _capital(f"{an.words(c.columns[nums[0]])} per variant."))
     for ch, i in zip(charts[1:], nums[1:], strict=True):
         col = an.words(c.columns[i])
         small = hb.table(
-            f"{col} per variant",
+            _capital(f"{col} per variant"),
             ("variant", col),
             [[lb, _cell(c, i, r[i])] for lb, r in zip(labels, c.rows, strict=True)],
             numeric=(1,),
         )
-        yield hb.pair(ch, small, f"{col} per variant.")
+        yield hb.pair(ch, small, _capital(f"{col} per variant."))
+
+
+def _capital(text: str) -> str:
+    """A caption starts with a capital, like every other sentence on the page."""
+    return text[:1].upper() + text[1:]
 
 
 def _as_float(v: object) -> float | None:
