@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from harness.sim.duplicates import CAUSES, duplicate_sends
 from harness.sim.records import Records, Send
 from harness.sim.scenario import Scenario
 from reliability.events import Attempted, BreakerChanged, DeadLettered, Delivered, Retrying, Snoozed
@@ -74,6 +75,20 @@ def figures(scenario: Scenario, r: Records, size: RunSize) -> dict[str, float | 
     }
     if size.replay_comparison:
         out.update(_replay_figures(r.sends))
+    out.update(_duplicate_figures(r))
+    if scenario.instances > 1:
+        out["instances"] = scenario.instances
+    return out
+
+
+def _duplicate_figures(r: Records) -> dict[str, float | None]:
+    """Duplicate sends (calls for a delivery n8n had already run) in all and per cause (only the
+    causes that occurred)."""
+    causes = [d.cause for d in duplicate_sends(r)]
+    out: dict[str, float | None] = {"n8n_duplicate_sends": len(causes)}
+    for cause in CAUSES:
+        if cause in causes:
+            out[f"duplicate_sends_{cause}"] = causes.count(cause)
     return out
 
 

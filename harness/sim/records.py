@@ -127,6 +127,10 @@ class Records:
     drains: list[tuple[float, DrainReport]] = field(default_factory=list)
     crashes: list[tuple[float, float, int]] = field(default_factory=list)
     """(crashed at, restarted at, deliveries killed)."""
+    downtime: list[tuple[int, float, float]] = field(default_factory=list)
+    """(instance, crashed at, restarted at) for each crash, in the order they ended."""
+    callers: tuple[int, ...] = ()
+    """The instance that made each call of `journal` (same positions)."""
     probes: list[DlqProbe] = field(default_factory=list)
     retries: list[DlqRetry] = field(default_factory=list)
     checkpoints: list[Checkpoint] = field(default_factory=list)
