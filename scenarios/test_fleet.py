@@ -33,8 +33,8 @@ def test_fleet_scenario_holds_every_invariant_with_duplicates_explained() -> Non
     assert figures["instances"] == 3
     assert figures["delivered"] == figures["deliveries_enqueued"]
     # Duplicates happened, each with its cause, and none unexplained.
-    assert figures["n8n_duplicate_sends"] > 0
-    assert figures["duplicate_sends_crash"] > 0
+    assert (figures["n8n_duplicate_sends"] or 0) > 0
+    assert (figures["duplicate_sends_crash"] or 0) > 0
     assert "duplicate_sends_unexplained" not in figures
     causes = sum(v or 0 for k, v in figures.items() if k.startswith("duplicate_sends_"))
     assert causes == figures["n8n_duplicate_sends"]
@@ -88,4 +88,6 @@ def test_no_double_processing_catches_a_duplicate_without_a_cause() -> None:
     violations = check_no_double_processing(run, {}).violations
     assert violations
     assert all("with no crash, lost lease or timeout" in v.message for v in violations)
-    assert run.figures["duplicate_sends_unexplained"] == run.figures["n8n_duplicate_sends"] > 0
+    sent = run.figures["n8n_duplicate_sends"]
+    assert sent is not None and sent > 0
+    assert run.figures["duplicate_sends_unexplained"] == sent
