@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from harness.sim.duplicates import CAUSES, duplicate_sends
+from harness.sim.duplicates import by_cause, duplicate_sends
 from harness.sim.records import Records, Send
 from harness.sim.scenario import Scenario
 from reliability.events import Attempted, BreakerChanged, DeadLettered, Delivered, Retrying, Snoozed
@@ -84,11 +84,9 @@ def figures(scenario: Scenario, r: Records, size: RunSize) -> dict[str, float | 
 def _duplicate_figures(r: Records) -> dict[str, float | None]:
     """Duplicate sends (calls for a delivery n8n had already run) in all and per cause (only the
     causes that occurred)."""
-    causes = [d.cause for d in duplicate_sends(r)]
-    out: dict[str, float | None] = {"n8n_duplicate_sends": len(causes)}
-    for cause in CAUSES:
-        if cause in causes:
-            out[f"duplicate_sends_{cause}"] = causes.count(cause)
+    sends = duplicate_sends(r)
+    out: dict[str, float | None] = {"n8n_duplicate_sends": len(sends)}
+    out.update({f"duplicate_sends_{c}": n for c, n in by_cause(sends).items()})
     return out
 
 

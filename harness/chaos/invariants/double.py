@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from harness.chaos.invariants._base import EPS, Findings, Violation
 from harness.sim import SimRun
-from harness.sim.duplicates import UNEXPLAINED, duplicate_sends
+from harness.sim.duplicates import UNEXPLAINED, by_cause, duplicate_sends
 from reliability.events import Delivered
 
 __all__ = ["check_no_double_processing"]
@@ -101,10 +101,9 @@ def check_no_double_processing(run: SimRun, params: Mapping[str, Any]) -> Findin
 
 def _check_duplicates_explained(run: SimRun, out: Findings) -> None:
     """A delivery is sent again after its workflow ran only for a reason physics forces."""
-    causes: dict[str, int] = {}
-    for d in duplicate_sends(run.records):
+    sends = duplicate_sends(run.records)
+    for d in sends:
         out.checked += 1
-        causes[d.cause] = causes.get(d.cause, 0) + 1
         if d.cause == UNEXPLAINED:
             out.fail(
                 Violation(
@@ -118,10 +117,9 @@ def _check_duplicates_explained(run: SimRun, out: Findings) -> None:
                     (d.key,),
                 )
             )
-    if causes:
-        out.notes.append(
-            "duplicate sends: " + ", ".join(f"{n} {c}" for c, n in sorted(causes.items()))
-        )
+    if sends:
+        causes = by_cause(sends).items()
+        out.notes.append("duplicate sends: " + ", ".join(f"{n} {c}" for c, n in causes))
 
 
 def _check_one_call_at_a_time(run: SimRun, out: Findings) -> None:
