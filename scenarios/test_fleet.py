@@ -89,5 +89,6 @@ def test_no_double_processing_catches_a_duplicate_without_a_cause() -> None:
     assert violations
     assert all("with no crash, lost lease or timeout" in v.message for v in violations)
     sent = run.figures["n8n_duplicate_sends"]
-    assert sent is not None and sent > 0
+    assert sent is not None
+    assert sent > 0
     assert run.figures["duplicate_sends_unexplained"] == sent
