@@ -9,7 +9,9 @@ duplicates are forced; each is explained by what happened to the latest earlier 
   seconds after it ended (n8n answered, the process died before recording the delivery);
 - `lost_lease`, `store_failed`: the layer said so itself (its `DuplicateSent` event): n8n
   answered 2xx but the row was no longer the caller's, or recording the delivery failed;
-- `timeout`: the caller stopped waiting (its deadline or read timeout) while n8n ran it;
+- `timeout`: the caller stopped waiting (its deadline or read timeout) while n8n ran it; over
+  a network the fake may finish a 2xx a moment after the caller gave up, so an answer that
+  took the caller's `deadline` (less `slack`) counts as one the caller never saw;
 - `no_answer`: the connection failed before a whole answer reached the caller;
 - `error_answer`: n8n ran the workflow and answered an error status, which the layer retries.
 
@@ -110,10 +112,14 @@ def classify(
     *,
     end: float,
     grace: float = 0.0,
+    deadline: float | None = None,
+    slack: float = 0.05,
 ) -> list[DuplicateSend]:
     """Every duplicate send among `calls` (in arrival order) with its cause. `reported` holds,
     per key, the layer's own duplicate reports as (when, cause), in time order; `end` is when
-    the run ended (for calls that never did)."""
+    the run ended (for calls that never did); `deadline` the seconds a caller waits for an
+    answer (None: the journal knows when callers gave up)."""
+    late = None if deadline is None else deadline - slack
     latest_run: dict[str, Call] = {}
     out: list[DuplicateSend] = []
     for c in calls:
@@ -121,7 +127,7 @@ def classify(
             continue
         prior = latest_run.get(c.key)
         if prior is not None:
-            cause = _cause(prior, kills, reported.get(c.key, ()), end, grace)
+            cause = _cause(prior, kills, reported.get(c.key, ()), end, grace, late)
             out.append(
                 DuplicateSend(
                     c.seq,
@@ -155,6 +161,7 @@ def _cause(
     reported: Sequence[tuple[float, str]],
     end: float,
     grace: float,
+    late: float | None,
 ) -> str:
     """Why the delivery was sent again after `call` ran its workflow."""
     stop = call.end if call.end is not None else end
@@ -166,7 +173,7 @@ def _cause(
     i = bisect_left(reported, (call.t - _EPS, ""))
     if i < len(reported) and reported[i][0] <= stop + _EPS:
         return reported[i][1]
-    if call.outcome in _TIMED_OUT:
+    if call.outcome in _TIMED_OUT or (late is not None and stop - call.t >= late):
         return "timeout"
     if call.outcome in _NO_ANSWER:
         return "no_answer"

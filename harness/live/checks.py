@@ -254,12 +254,17 @@ and the process died before its delivery was recorded (`complete` and its retrie
 
 
 def duplicate_sends(
-    journal: Mapping[str, Any], kills: Sequence[datetime], *, grace: float = KILL_GRACE
+    journal: Mapping[str, Any],
+    kills: Sequence[datetime],
+    *,
+    read_timeout: float,
+    grace: float = KILL_GRACE,
 ) -> list[DuplicateSend]:
     """The duplicate sends in a `GET /__journal` answer, with their causes
     (`harness.fakes.duplicates`): a kill (at a wall time; which process made a call is not
     known, so a kill explains any call in flight then, or ended `grace` seconds before), a
-    timeout, a lost or an error answer."""
+    timeout (an answer that took the dispatcher's `read_timeout` is one it never saw), a lost or
+    an error answer."""
     entries = [e for e in journal.get("entries", []) if isinstance(e, Mapping)]
     if not entries:
         return []
@@ -281,7 +286,7 @@ def duplicate_sends(
     ]
     end = max((c.end if c.end is not None else c.t for c in calls), default=0.0)
     on_journal = [Kill(k.timestamp() - epoch) for k in kills]
-    return classify(calls, on_journal, {}, end=end, grace=grace)
+    return classify(calls, on_journal, {}, end=end, grace=grace, deadline=read_timeout)
 
 
 def check_duplicates_explained(sends: Sequence[DuplicateSend]) -> InvariantResult:

@@ -236,7 +236,8 @@ async def run_crash(
         seen = await _drive(config, stack, sender, clock, say)
     finally:
         await stack.aclose()
-    sends = duplicate_sends(seen.journal, [k.wall for k in seen.kills])
+    read_timeout = settings.n8n_read_timeout_ms / 1000
+    sends = duplicate_sends(seen.journal, [k.wall for k in seen.kills], read_timeout=read_timeout)
     invariants = _verdicts(seen, sender, _in_flight_per_process(settings), sends)
     passed = all(i.passed for i in invariants) and len(seen.kills) == config.kills
     results = _results(config, faults, started, seen, sender, invariants, passed)

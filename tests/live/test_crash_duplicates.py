@@ -35,7 +35,7 @@ def _journal(*entries: dict[str, Any]) -> dict[str, Any]:
 
 def test_a_repeat_after_a_2xx_with_no_kill_is_unexplained_and_fails() -> None:
     journal = _journal(_entry(1, 10.0, 10.3), _entry(2, 40.0, 40.2))
-    sends = duplicate_sends(journal, [])
+    sends = duplicate_sends(journal, [], read_timeout=1.5)
     assert [(d.earlier, d.seq, d.cause) for d in sends] == [(1, 2, "unexplained")]
     result = check_duplicates_explained(sends)
     assert not result.passed
@@ -48,12 +48,12 @@ def test_a_kill_while_the_call_ran_or_just_after_its_answer_explains_the_repeat(
     during = EPOCH + timedelta(seconds=10.1)
     just_after = EPOCH + timedelta(seconds=10.3 + KILL_GRACE / 2)
     for kill in (during, just_after):
-        sends = duplicate_sends(journal, [kill])
+        sends = duplicate_sends(journal, [kill], read_timeout=1.5)
         assert [d.cause for d in sends] == ["crash"]
         assert check_duplicates_explained(sends).passed
     # A kill long after the answer was recorded explains nothing.
     late = EPOCH + timedelta(seconds=10.3 + 3 * KILL_GRACE)
-    assert [d.cause for d in duplicate_sends(journal, [late])] == ["unexplained"]
+    assert [d.cause for d in duplicate_sends(journal, [late], read_timeout=1.5)] == ["unexplained"]
 
 
 def test_timeouts_and_lost_answers_explain_repeats_and_calls_that_did_not_run_are_none() -> None:
@@ -63,7 +63,7 @@ def test_timeouts_and_lost_answers_explain_repeats_and_calls_that_did_not_run_ar
         _entry(3, 30.0, 30.1, status=503, ran=False),
         _entry(4, 40.0, 40.1),
     )
-    sends = duplicate_sends(journal, [])
+    sends = duplicate_sends(journal, [], read_timeout=1.5)
     # Call 3 did not run, so call 4 repeats call 2's run (a lost answer), as call 2 repeated
     # call 1's (a timeout).
     assert [(d.earlier, d.seq, d.cause) for d in sends] == [
@@ -78,6 +78,13 @@ def test_timeouts_and_lost_answers_explain_repeats_and_calls_that_did_not_run_ar
 
 def test_other_keys_and_an_empty_journal_have_no_duplicates() -> None:
     other = _entry(2, 40.0, 40.2, idempotency_key="t1:evt_2:weekly-recap")
-    assert duplicate_sends(_journal(_entry(1, 10.0, 10.3), other), []) == []
-    assert duplicate_sends({"entries": []}, []) == []
+    assert duplicate_sends(_journal(_entry(1, 10.0, 10.3), other), [], read_timeout=1.5) == []
+    assert duplicate_sends({"entries": []}, [], read_timeout=1.5) == []
     assert check_duplicates_explained([]).passed
+
+
+def test_a_2xx_that_took_the_read_timeout_is_one_the_dispatcher_never_saw() -> None:
+    """Over a network the fake may finish an answer just after the client gave up."""
+    journal = _journal(_entry(1, 10.0, 11.5), _entry(2, 40.0, 40.2))
+    assert [d.cause for d in duplicate_sends(journal, [], read_timeout=1.5)] == ["timeout"]
+    assert [d.cause for d in duplicate_sends(journal, [], read_timeout=3.0)] == ["unexplained"]
