@@ -121,7 +121,8 @@ def _event_counts(r: Records) -> _Counts:
 
 def series(r: Records, strategy: str) -> dict[str, list[dict[str, Any]]]:
     """What the report draws: retry delays against their bounds, breaker states over time, DLQ
-    depth, purges and arrivals at n8n (each thinned to a bounded number of points)."""
+    depth, purges, arrivals at n8n (each thinned to a bounded number of points) and, in a
+    day-long run, every table's row count over time."""
     retry_events = [e for _, _, e in r.events if isinstance(e, Retrying)]
     stride = max(1, math.ceil(len(retry_events) / _MAX_SERIES))
     delays = [
@@ -151,6 +152,11 @@ def series(r: Records, strategy: str) -> dict[str, list[dict[str, Any]]]:
         "dlq_depth": [{"t": round(t, 6), "depth": d} for t, d in depth[::dstride]],
         "dlq_purges": [{"t": round(t, 6), "count": c} for t, _, c in r.purges if c][:_MAX_SERIES],
         "arrivals": [{"t": k * bucket, "count": v} for k, v in sorted(arrivals.items())],
+        "table_rows": [
+            {"t": round(t, 6), "table": table, "rows": n}
+            for t, counts in r.table_rows
+            for table, n in counts.items()
+        ],
     }
 
 

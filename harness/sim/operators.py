@@ -18,7 +18,16 @@ from harness.sim.records import Checkpoint, DlqLife, DlqProbe, DlqRetry
 from reliability.dispatch import DrainReport
 from reliability.store import DlqEntry, DlqFilter
 
-__all__ = ["Crashes", "Cron", "DlqOperator", "Prober", "Snapshots", "ticker"]
+__all__ = [
+    "TABLE_ROWS_FROM",
+    "Crashes",
+    "Cron",
+    "DlqOperator",
+    "Prober",
+    "Snapshots",
+    "TableRows",
+    "ticker",
+]
 
 _WHEN_NONZERO: Final = frozenset({"failed", "internal_errors", "purged_outbox"})
 """Drain report fields added after the trace format was fixed: named in a drain's trace line
@@ -61,6 +70,28 @@ class Snapshots:
             "checkpoint",
             f"delivered={len(cp.delivered)} pending={len(cp.pending)} dlq={len(cp.dlq)}",
         )
+
+
+TABLE_ROWS_FROM: Final = 86_400.0
+"""Runs at least this long (simulated seconds) count their tables' rows over time: bounded
+tables are a claim about days."""
+_TABLE_SAMPLES: Final = 96
+
+
+class TableRows:
+    """Every table's row count at evenly spaced instants of a long run (`TABLE_ROWS_FROM`)."""
+
+    def __init__(self, sim: Sim, store: RecordingStore) -> None:
+        self._sim = sim
+        self._store = store
+
+    async def run(self) -> None:
+        sim = self._sim
+        step = sim.scenario.end / _TABLE_SAMPLES
+        for i in range(_TABLE_SAMPLES + 1):
+            await sim.clock.sleep(i * step - sim.clock.monotonic())
+            counts = await self._store.row_counts()
+            sim.records.table_rows.append((sim.clock.monotonic(), counts))
 
 
 class Cron:

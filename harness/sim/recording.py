@@ -255,6 +255,9 @@ class RecordingStore:
     async def dlq_rows(self) -> list[DlqEntry]:
         return await self._run(self._inspector.dlq_rows())
 
+    async def row_counts(self) -> dict[str, int]:
+        return await self._run(self._inspector.row_counts())
+
 
 class FleetRecordingStore(RecordingStore):
     """One instance's `RecordingStore` in a fleet: it also shares the store's tenant slots

@@ -138,6 +138,8 @@ class Records:
     retried_rows: list[OutboxRow] = field(default_factory=list)
     """Outbox rows made by manual DLQ retries, as the store holds them at the end."""
     dlq_depth: list[tuple[float, int]] = field(default_factory=list)
+    table_rows: list[tuple[float, dict[str, int]]] = field(default_factory=list)
+    """(t, rows per table) at evenly spaced instants of a day-long run (none in shorter ones)."""
     end: float = 0.0
 
     def seconds(self, when: datetime) -> float:

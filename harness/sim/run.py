@@ -27,7 +27,16 @@ from harness.pgschema import create_schema, drop_schema
 from harness.sim.callers import Callers, MisalignedCallers
 from harness.sim.figures import RunSize, figures, series
 from harness.sim.ledger_guard import SeedLedgerGuard
-from harness.sim.operators import Crashes, Cron, DlqOperator, Prober, Snapshots, ticker
+from harness.sim.operators import (
+    TABLE_ROWS_FROM,
+    Crashes,
+    Cron,
+    DlqOperator,
+    Prober,
+    Snapshots,
+    TableRows,
+    ticker,
+)
 from harness.sim.plan import plan_traffic
 from harness.sim.process import Fleet, ServiceProcess, Sim, TaskSet
 from harness.sim.recorder import Recorder
@@ -185,6 +194,8 @@ class _Run:
             asyncio.ensure_future(snapshots.run()),
             asyncio.ensure_future(ticker(sim, self.progress)),
         ]
+        if scenario.end >= TABLE_ROWS_FROM:
+            workers.append(asyncio.ensure_future(TableRows(sim, store).run()))
         await clock.sleep(scenario.end - clock.monotonic())
         self.trace.add("end", f"tasks={fleet.tasks()}")
         await self._stop(clock, workers, *(p.work for p in fleet.processes), harness_tasks)

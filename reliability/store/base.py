@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 from reliability.errors import ErrorCode
 
@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_PAYLOAD_LIMIT",
     "DEFAULT_PROCESSED_RETENTION",
     "MAX_ERROR_MESSAGE",
+    "TABLES",
     "AcceptResult",
     "AttemptError",
     "DlqAlert",
@@ -349,6 +350,10 @@ class Store(Protocol):
         ...
 
 
+TABLES: Final = ("processed_events", "stripe_event_ledger", "outbox", "n8n_dlq", "tenant_slots")
+"""The tables the layer writes, as `StoreInspector.row_counts` names them."""
+
+
 @runtime_checkable
 class StoreInspector(Protocol):
     """What the harness and tests read: whole tables and lookups the layer never makes.
@@ -380,4 +385,9 @@ class StoreInspector(Protocol):
 
     async def dlq_rows(self) -> list[DlqEntry]:
         """Every DLQ entry, expired or not (until purged), oldest first."""
+        ...
+
+    async def row_counts(self) -> dict[str, int]:
+        """Rows in each table the layer writes (`TABLES`), by table name: what shows that
+        purges keep them bounded."""
         ...
