@@ -109,6 +109,7 @@ def _scenario(s: Scenario, slug: str, ids: hb.Ids) -> Iterator[str]:
     yield from html_series.breakers(s, ids)
     yield from html_series.dlq(s, ids)
     yield from html_series.arrivals(s, ids)
+    yield from html_series.table_rows(s, ids)
     if s.comparison is not None:
         yield from html_tables.comparison(s, s.comparison, ids)
     yield "</section>"
