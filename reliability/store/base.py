@@ -192,11 +192,11 @@ DlqAlert = Callable[[str, int, int], None]
 
 @runtime_checkable
 class FleetSlots(Protocol):
-    """Per-tenant concurrency slots shared by every process on one database (PostgreSQL).
+    """Per-tenant concurrency slots shared by every process on one database (PostgreSQL, or
+    one SQLite file).
 
     A slot is a lease: held until released or until `until`, so a crashed holder's slots come
-    back by expiry. The embedded SQLite store has none: it serves one process, whose in-process
-    limiter is exact.
+    back by expiry.
     """
 
     async def slot_acquire(
