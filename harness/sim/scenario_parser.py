@@ -32,7 +32,7 @@ from harness.sim.scenario_spec import MAX_INSTANCES, SHAPES, keys
 from reliability.backoff import Strategy
 from reliability.config import ConfigError, Settings, TenantConfig, load_settings, parse_tenants
 
-__all__ = ["DEFAULT_SETTINGS", "Parser"]
+__all__ = ["DEFAULT_SETTINGS", "Parser", "parse_instances"]
 
 DEFAULT_SETTINGS: Final = {
     "N8N_WEBHOOK_URL": "http://fake-n8n.invalid/webhook",
@@ -227,12 +227,6 @@ class Parser(Reader):
             out.append(crash)
         return tuple(out)
 
-    def instances(self, raw: object) -> int:
-        n = self.integer("instances", raw, minimum=1)
-        if n > MAX_INSTANCES:
-            self.fail("instances", f"must be at most {MAX_INSTANCES}, got {n}")
-        return n
-
     def cron(self, raw: object) -> Cron:
         m = self.mapping("cron", raw, keys("cron"))
         return Cron(
@@ -295,6 +289,14 @@ class Parser(Reader):
             )
         runs = self.integer("comparison.runs", m.get("runs", d.runs), minimum=1)
         return Comparison(str(kind), strategies, budget, bucket, clients, runs)
+
+
+def parse_instances(p: Reader, raw: object) -> int:
+    """How many service instances share the store (1 .. `MAX_INSTANCES`)."""
+    n = p.integer("instances", raw, minimum=1)
+    if n > MAX_INSTANCES:
+        p.fail("instances", f"must be at most {MAX_INSTANCES}, got {n}")
+    return n
 
 
 def parse_invariants(p: Reader, raw: object) -> dict[str, Mapping[str, Any]]:
