@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 import httpx
+import pytest
 
 from harness.chaos.invariants import check_run
 from harness.chaos.invariants.double import check_no_double_processing
@@ -92,3 +93,12 @@ def test_no_double_processing_catches_a_duplicate_without_a_cause() -> None:
     assert sent is not None
     assert sent > 0
     assert run.figures["duplicate_sends_unexplained"] == sent
+
+
+@pytest.mark.postgres
+def test_the_fleet_runs_alike_on_postgres_with_its_slot_table(pg_url: str) -> None:
+    """The instances share PostgreSQL's `tenant_slots` there: the same trace as on SQLite."""
+    scenario = find_scenario("fleet")
+    on_pg = simulate(scenario, store_url=pg_url)
+    assert all(r.passed for r in check_run(on_pg)), [r.details for r in check_run(on_pg)]
+    assert on_pg.trace_hash == simulate(scenario).trace_hash
