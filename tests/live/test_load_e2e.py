@@ -164,13 +164,13 @@ def test_failure_after_start_stops_every_process(tmp_path: Path, env: dict[str, 
 def test_duplicate_sends_are_counted_end_to_end_with_their_cause(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
-    """n8n slower than the read timeout for some calls: the dispatcher gives up, n8n runs the
-    workflow all the same, the retry sends it again; the run counts those duplicates as a
-    figure with their cause (`timeout`), and they do not fail it."""
-    faults = tmp_path / "slow.yaml"
+    """n8n runs the workflow and then holds 30% of the calls far past the read timeout: the
+    dispatcher gives up, the retry sends the delivery again; the run counts those duplicates as
+    a figure with their cause (`timeout`), and they do not fail it. (Held calls, not a latency
+    near the timeout: an answer finishing as the client gives up would be a 2xx twice.)"""
+    faults = tmp_path / "hang.yaml"
     faults.write_text(
-        "seed: 5\nrules:\n  - path: '*'\n    latency: {uniform: {min: 0.05, max: 0.7}}\n",
-        encoding="utf-8",
+        "seed: 5\nrules:\n  - path: '*'\n    hang: 0.3\n    hang_for: 5\n", encoding="utf-8"
     )
     thresholds = tmp_path / "thresholds.yaml"
     thresholds.write_text("min_requests: 5\n", encoding="utf-8")
