@@ -184,7 +184,7 @@ class Dispatcher:
             global_max=settings.n8n_max_concurrency,
             on_wait=self._on_quota_wait,
         )
-        # The fleet-wide limit, where the store shares slots between processes (PostgreSQL).
+        # The fleet-wide limit, where the store shares slots between processes (both stores do).
         slots = _fleet_slots(store) if settings.reliability_fleet_limit else None
         self._fleet = (
             None

@@ -27,8 +27,9 @@ def test_smoke_passes_and_writes_results(tmp_path: Path) -> None:
     names = {i["name"] for i in sc["invariants"]}
     assert {"nothing_lost", "no_double_processing", "determinism"} <= names
     assert set(sc["series"]) == {
-        "retry_delays", "breaker_timeline", "dlq_depth", "dlq_purges", "arrivals",
+        "retry_delays", "breaker_timeline", "dlq_depth", "dlq_purges", "arrivals", "table_rows",
     }  # fmt: skip
+    assert sc["series"]["table_rows"] == []  # sampled in day-long runs only
     assert sc["figures"]["events_generated"] == 500
     suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
     assert suite is not None

@@ -20,3 +20,10 @@ def test_load_24h_every_invariant_holds() -> None:
     assert f["breaker_opens"] > 0
     assert f["retries"] > 1000
     assert f["delivered"] >= 0.95 * f["deliveries_enqueued"]
+    # Bounded tables: delivered rows are kept 4 h, so after the first hours the outbox never
+    # holds more than a fraction of the day's deliveries; the DLQ stays small.
+    rows = outcome.runs[0].series["table_rows"]
+    later = [p for p in rows if p["t"] >= 8 * 3600]
+    outbox = max(p["rows"] for p in later if p["table"] == "outbox")
+    assert outbox < 0.4 * f["deliveries_enqueued"]
+    assert max(p["rows"] for p in later if p["table"] == "n8n_dlq") < 0.01 * f["delivered"]

@@ -22,6 +22,7 @@ def test_catalogue_loads_and_has_the_required_scenarios() -> None:
         "replay-comparison",
         "crash-restart",
         "load-24h",
+        "fleet",
     } <= names
 
 
@@ -31,6 +32,19 @@ def test_load_24h_is_big_enough() -> None:
     assert s.traffic.events >= 100_000
     assert s.traffic.duration >= 86_400
     assert any(r.outages for r in s.n8n_faults.rules)
+
+
+def test_instances_crash_independently_and_default_to_one() -> None:
+    assert make().instances == 1
+    s = make(
+        instances=2,
+        crashes=[{"at": 1, "restart": 9}, {"at": 5, "restart": 20, "instance": 2}],
+    )
+    assert s.instances == 2
+    assert [(c.at, c.instance) for c in s.crashes] == [(1, 1), (5, 2)]
+    fleet = find_scenario("fleet")
+    assert fleet.instances == 3
+    assert {c.instance for c in fleet.crashes} == {1, 2, 3}
 
 
 def test_tenant_groups_expand_with_the_seed_json_shape() -> None:
@@ -59,6 +73,14 @@ def test_tenant_groups_expand_with_the_seed_json_shape() -> None:
         ({"settings": {"N8N_MAX_RETRIES": -1}}, "settings.N8N_MAX_RETRIES", "must lie in [0, 100]"),
         ({"settings": {"N8N_TYPO": 1}}, "settings.N8N_TYPO", "unknown setting"),
         ({"crashes": [{"at": 10, "restart": 5}]}, "crashes[0].restart", "not after"),
+        ({"crashes": [{"at": 1, "restart": 5, "instance": 2}]}, "crashes[0].instance", "not one"),
+        (
+            {"instances": 2, "crashes": [{"at": 1, "restart": 9}, {"at": 5, "restart": 20}]},
+            "crashes[1].at",
+            "not overlap",
+        ),
+        ({"instances": 0}, "instances", "at least 1"),
+        ({"instances": 17}, "instances", "at most 16"),
         ({"n8n": {"faults": {"rules": [{"status": {"503": 2}}]}}}, "n8n.faults.", "outside"),
         (
             {"tenants": [{"id": "x", "config": {"concurrency_limit": 999}}]},

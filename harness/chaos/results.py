@@ -143,6 +143,7 @@ class ScenarioOutcome:
             "dlq_depth": [],
             "dlq_purges": [],
             "arrivals": [],
+            "table_rows": [],
         }
         for r in self.runs:
             for key, rows in r.series.items():

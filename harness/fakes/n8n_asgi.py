@@ -8,6 +8,7 @@ hands over in the scope's `harness.transport` extension.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http
 import socket
 import struct
@@ -47,7 +48,9 @@ async def serve_asgi(fake: FakeN8n, scope: Scope, receive: Receive, send: Send) 
     req = await _read_request(scope, receive)
     if req is None:
         return
-    answer = await fake.answer(req)
+    answer = await _answer_unless_gone(fake, req, receive)
+    if answer is None:
+        return
     if answer.entry is None:  # a complete answer (possibly a status fault or malformed)
         await _send_answer(send, answer)
         return
@@ -60,6 +63,25 @@ async def serve_asgi(fake: FakeN8n, scope: Scope, receive: Receive, send: Send) 
     await _play(fake, fault, answer, transport, receive)
     await _wait_disconnect(receive)
     fake.finish(answer, _OUTCOME[fault])
+
+
+async def _answer_unless_gone(fake: FakeN8n, req: FakeRequest, receive: Receive) -> Answer | None:
+    """The core's answer; None when the client hung up first (its own deadline during the
+    injected latency). The core's wait is then cancelled, as an in-process caller cancels it,
+    so the call ends in the journal as `gave_up` when the client left, not when the latency
+    would have ended."""
+    answering = asyncio.ensure_future(fake.answer(req))
+    gone = asyncio.ensure_future(_wait_disconnect(receive))
+    try:
+        await asyncio.wait((answering, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if answering.done():
+        return answering.result()
+    answering.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await answering
+    return None
 
 
 async def _read_request(scope: Scope, receive: Receive) -> FakeRequest | None:

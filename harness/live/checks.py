@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 import psycopg
 
+from harness.fakes.duplicates import UNEXPLAINED, Call, DuplicateSend, Kill, by_cause, classify
 from harness.verdict import InvariantResult
 from reliability.routing import idempotency_key
 
@@ -27,9 +29,11 @@ __all__ = [
     "check_delivered_reached_n8n",
     "check_drained",
     "check_duplicates_bounded",
+    "check_duplicates_explained",
     "check_no_double_processing",
     "check_nothing_lost",
     "check_quota",
+    "duplicate_sends",
     "read_snapshot",
 ]
 
@@ -242,3 +246,57 @@ def check_duplicates_bounded(
     if mismatched:
         details += f"; mismatched: {_examples(mismatched)}"
     return InvariantResult("duplicates at n8n bounded by crashes", passed, len(calls), details)
+
+
+KILL_GRACE: Final = 2.0
+"""Seconds after a call ended at n8n in which a kill still explains its repeat: n8n answered,
+and the process died before its delivery was recorded (`complete` and its retries)."""
+
+
+def duplicate_sends(
+    journal: Mapping[str, Any],
+    kills: Sequence[datetime],
+    *,
+    read_timeout: float,
+    grace: float = KILL_GRACE,
+) -> list[DuplicateSend]:
+    """The duplicate sends in a `GET /__journal` answer, with their causes
+    (`harness.fakes.duplicates`): a kill (at a wall time; which process made a call is not
+    known, so a kill explains any call in flight then, or ended `grace` seconds before), a
+    timeout (an answer that took the dispatcher's `read_timeout` is one it never saw), a lost or
+    an error answer."""
+    entries = [e for e in journal.get("entries", []) if isinstance(e, Mapping)]
+    if not entries:
+        return []
+    # The journal's seconds start at its epoch, on the same wall clock as the kills.
+    first = entries[0]
+    epoch = datetime.fromisoformat(str(first["wall"])).timestamp() - float(first["t"])
+    calls = [
+        Call(
+            seq=int(e["seq"]),
+            t=float(e["t"]),
+            end=None if e.get("finished_t") is None else float(e["finished_t"]),
+            tenant=str(e.get("tenant", "")),
+            key=e.get("idempotency_key"),
+            ran=bool(e.get("ran")),
+            outcome=str(e.get("outcome", "")),
+            status=e.get("status"),
+        )
+        for e in entries
+    ]
+    end = max((c.end if c.end is not None else c.t for c in calls), default=0.0)
+    on_journal = [Kill(k.timestamp() - epoch) for k in kills]
+    return classify(calls, on_journal, {}, end=end, grace=grace, deadline=read_timeout)
+
+
+def check_duplicates_explained(sends: Sequence[DuplicateSend]) -> InvariantResult:
+    """Every duplicate send at n8n has a cause: a kill, a timeout, a lost or an error answer."""
+    causes = by_cause(sends)
+    unexplained = [d for d in sends if d.cause == UNEXPLAINED]
+    words = ", ".join(f"{n} {c}" for c, n in causes.items()) or "none"
+    details = f"{len(sends)} duplicate sends at n8n by cause: {words}"
+    if unexplained:
+        details += "; unexplained (no kill near the earlier 2xx): " + _examples(
+            f"{d.key} (calls #{d.earlier} and #{d.seq})" for d in unexplained
+        )
+    return InvariantResult("every duplicate send has a cause", not unexplained, len(sends), details)

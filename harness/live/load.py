@@ -23,15 +23,18 @@ from pathlib import Path
 from typing import Any, Final
 
 from harness.data import data_path
+from harness.fakes.duplicates import DuplicateSend, by_cause
 from harness.live.checks import (
     Accepted,
     N8nCall,
     calls_from_journal,
     check_delivered_reached_n8n,
     check_drained,
+    check_duplicates_explained,
     check_no_double_processing,
     check_nothing_lost,
     check_quota,
+    duplicate_sends,
     read_snapshot,
 )
 from harness.live.errors import LoadError, StackError
@@ -294,6 +297,7 @@ class _Observed:
     drain: DrainSummary
     journal: dict[str, Any]
     calls: tuple[N8nCall, ...]
+    duplicates: list[DuplicateSend]
     invariants: list[InvariantResult]
     environment: dict[str, Any]
 
@@ -373,6 +377,8 @@ async def _drive(
     with OutboxView(stack).connect() as conn:
         snap = read_snapshot(conn)
     calls = calls_from_journal(journal)
+    # No process is killed here: every duplicate send needs a timeout or a lost or error answer.
+    duplicates = duplicate_sends(journal, [], read_timeout=settings.n8n_read_timeout_ms / 1000)
     limits = {t.tenant_id: t.concurrency_limit for t in stack.config.tenants}
     invariants = [
         check_nothing_lost(_read_accepted(accepted), snap, _routes(stack)),
@@ -382,8 +388,9 @@ async def _drive(
         ),
         check_delivered_reached_n8n(snap, calls),
         check_drained(snap, completed=drain.completed, elapsed=drain.elapsed),
+        check_duplicates_explained(duplicates),
     ]
-    return _Observed(record, drain, journal, calls, invariants, _environment(stack))
+    return _Observed(record, drain, journal, calls, duplicates, invariants, _environment(stack))
 
 
 def _conclude(config: LoadConfig, seen: _Observed, started: datetime) -> LoadOutcome:
@@ -423,6 +430,12 @@ def _conclude(config: LoadConfig, seen: _Observed, started: datetime) -> LoadOut
             "calls": len(seen.calls),
             "by_status": _by_status(seen.calls),
             "peak_in_flight": seen.journal.get("peak_in_flight", {}),
+            "duplicate_sends": {
+                "total": len(seen.duplicates),
+                "by_cause": by_cause(seen.duplicates),
+                "keys": len({d.key for d in seen.duplicates}),
+                "examples": [d.to_json() for d in seen.duplicates[:20]],
+            },
         },
         "invariants": [i.to_json() for i in seen.invariants],
         "threshold_results": [clean(asdict(t)) for t in threshold_results],

@@ -32,6 +32,7 @@ __all__ = [
     "AttemptStats",
     "BucketTable",
     "StrategyDelays",
+    "TableRows",
     "Totals",
     "arrival_bucket",
     "arrival_lines",
@@ -51,6 +52,7 @@ __all__ = [
     "setting_words",
     "shown_path",
     "strategy_key",
+    "table_rows",
     "totals",
     "words",
 ]
@@ -448,3 +450,24 @@ def totals(report: Report) -> Totals:
         load_runs_passed=sum(1 for r in load_checks if r.passed),
         passed=report.passed,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class TableRows:
+    """One table's row count over a run: the line to draw, its peak and its last count."""
+
+    table: str
+    points: tuple[tuple[float, float], ...]
+    peak: float
+    last: float
+
+
+def table_rows(points: Sequence[TimePoint]) -> list[TableRows]:
+    """Row counts per table, in the order the producer listed the tables."""
+    lines: dict[str, list[tuple[float, float]]] = {}
+    for p in sorted(points, key=lambda p: p.t):
+        lines.setdefault(p.group, []).append((p.t, p.value))
+    order = list(dict.fromkeys(p.group for p in points))
+    return [
+        TableRows(t, tuple(lines[t]), max(v for _, v in lines[t]), lines[t][-1][1]) for t in order
+    ]

@@ -99,6 +99,7 @@ def _scenario(s: Scenario, slug: str, ids: hb.Ids) -> hb.Section:
     blocks += html_series.breakers(s, ids)
     blocks += html_series.dlq(s, ids)
     blocks += html_series.arrivals(s, ids)
+    blocks += html_series.table_rows(s, ids)
     if s.comparison is not None:
         blocks += html_tables.comparison(s, s.comparison, ids)
     heading = (f"Scenario: {s.name} ", hb.Mark(s.passed, "passed", "failed"))

@@ -1,4 +1,5 @@
-"""The HTML sections of a scenario's time series: retry delays, breakers, DLQ depth, arrivals.
+"""The HTML sections of a scenario's time series: retry delays, breakers, DLQ depth, arrivals,
+rows per table.
 
 Each section pairs a chart with the table of the numbers it draws.
 """
@@ -13,7 +14,7 @@ from harness.report import html_blocks as hb
 from harness.report import svg
 from harness.report.model import Scenario
 
-__all__ = ["arrivals", "breakers", "dlq", "retry_delays"]
+__all__ = ["arrivals", "breakers", "dlq", "retry_delays", "table_rows"]
 
 _MAX_LANES: Final = 24
 
@@ -301,3 +302,39 @@ def arrivals(s: Scenario, ids: hb.Ids) -> Iterator[hb.Block]:
             numeric=range(1, len(bt.columns)),
         )
         yield hb.pair(chart, [summary, table], f"Arrivals per second at n8n{where}{per}.")
+
+
+def table_rows(s: Scenario, ids: hb.Ids) -> Iterator[hb.Block]:
+    tables = an.table_rows(s.series.table_rows)
+    if not tables:
+        return
+    yield hb.Heading(3, "Rows per table over the run")
+    lines = [(t.table, list(t.points)) for t in tables]
+    chart = svg.line_chart(
+        chart_id=ids.chart(),
+        title=f"Rows in each table over simulated time in {s.name}",
+        desc="Rows per table, sampled evenly over the run; peaks: "
+        + ", ".join(f"{t.table} {svg.fmt_num(t.peak)}" for t in tables)
+        + ".",
+        lines=[svg.Line(name, pts) for name, pts in lines],
+        x_label="simulated time",
+        y_label="rows",
+        x_time=True,
+        x_end=an.run_length(s),
+    )
+    summary = hb.table(
+        "Rows per table: peak and at the end",
+        ("table", "peak rows", "rows at the end"),
+        [[t.table, svg.fmt_num(t.peak), svg.fmt_num(t.last)] for t in tables],
+        numeric=(1, 2),
+    )
+    bt = an.bucket_table(lines)
+    over_time = hb.table(
+        "Rows per table over time", bt.columns, bt.rows, numeric=range(1, len(bt.columns))
+    )
+    yield hb.pair(
+        chart,
+        [summary, over_time],
+        "Purges keep a table bounded: delivered outbox rows go after their retention, dead "
+        "letters after their TTL; processed-event ids stay 3 days and 5 minutes.",
+    )

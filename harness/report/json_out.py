@@ -86,6 +86,10 @@ def _scenario(s: Scenario) -> dict[str, Any]:
             }
             for g, bucket, pts in an.arrival_rates(s.series.arrivals)
         ],
+        "table_rows": [
+            {"table": t.table, "peak": t.peak, "last": t.last}
+            for t in an.table_rows(s.series.table_rows)
+        ],
         "comparison": None
         if s.comparison is None
         else {

@@ -113,6 +113,8 @@ class Series:
     dlq_depth: tuple[TimePoint, ...] = ()
     dlq_purges: tuple[TimePoint, ...] = ()
     arrivals: tuple[TimePoint, ...] = ()
+    table_rows: tuple[TimePoint, ...] = ()
+    """Rows in each table (`group`: the table) over a day-long run."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -309,6 +309,14 @@ def _series(r: _Reader, v: JSONValue, key: str) -> Series:
         dlq_depth=_points(r, o, "dlq_depth", "depth", key),
         dlq_purges=_points(r, o, "dlq_purges", "count", key),
         arrivals=_points(r, o, "arrivals", "count", key),
+        table_rows=tuple(
+            TimePoint(
+                t=r.num(e, "t", f"{key}.table_rows[{i}]"),
+                value=r.num(e, "rows", f"{key}.table_rows[{i}]"),
+                group=r.str_(e, "table", f"{key}.table_rows[{i}]"),
+            )
+            for i, e in enumerate(r.objects(o, "table_rows", key))
+        ),
     )
 
 

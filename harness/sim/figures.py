@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from harness.sim.duplicates import by_cause, duplicate_sends
 from harness.sim.records import Records, Send
 from harness.sim.scenario import Scenario
 from reliability.events import Attempted, BreakerChanged, DeadLettered, Delivered, Retrying, Snoozed
@@ -74,6 +75,18 @@ def figures(scenario: Scenario, r: Records, size: RunSize) -> dict[str, float | 
     }
     if size.replay_comparison:
         out.update(_replay_figures(r.sends))
+    out.update(_duplicate_figures(r))
+    if scenario.instances > 1:
+        out["instances"] = scenario.instances
+    return out
+
+
+def _duplicate_figures(r: Records) -> dict[str, float | None]:
+    """Duplicate sends (calls for a delivery n8n had already run) in all and per cause (only the
+    causes that occurred)."""
+    sends = duplicate_sends(r)
+    out: dict[str, float | None] = {"n8n_duplicate_sends": len(sends)}
+    out.update({f"duplicate_sends_{c}": n for c, n in by_cause(sends).items()})
     return out
 
 
@@ -108,7 +121,8 @@ def _event_counts(r: Records) -> _Counts:
 
 def series(r: Records, strategy: str) -> dict[str, list[dict[str, Any]]]:
     """What the report draws: retry delays against their bounds, breaker states over time, DLQ
-    depth, purges and arrivals at n8n (each thinned to a bounded number of points)."""
+    depth, purges, arrivals at n8n (each thinned to a bounded number of points) and, in a
+    day-long run, every table's row count over time."""
     retry_events = [e for _, _, e in r.events if isinstance(e, Retrying)]
     stride = max(1, math.ceil(len(retry_events) / _MAX_SERIES))
     delays = [
@@ -138,6 +152,11 @@ def series(r: Records, strategy: str) -> dict[str, list[dict[str, Any]]]:
         "dlq_depth": [{"t": round(t, 6), "depth": d} for t, d in depth[::dstride]],
         "dlq_purges": [{"t": round(t, 6), "count": c} for t, _, c in r.purges if c][:_MAX_SERIES],
         "arrivals": [{"t": k * bucket, "count": v} for k, v in sorted(arrivals.items())],
+        "table_rows": [
+            {"t": round(t, 6), "table": table, "rows": n}
+            for t, counts in r.table_rows
+            for table, n in counts.items()
+        ],
     }
 
 

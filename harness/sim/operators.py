@@ -12,13 +12,22 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Final
 
-from harness.sim.process import ServiceProcess, Sim, TaskSet
+from harness.sim.process import Fleet, ServiceProcess, Sim, TaskSet
 from harness.sim.recording import RecordingStore
 from harness.sim.records import Checkpoint, DlqLife, DlqProbe, DlqRetry
 from reliability.dispatch import DrainReport
 from reliability.store import DlqEntry, DlqFilter
 
-__all__ = ["Crashes", "Cron", "DlqOperator", "Prober", "Snapshots", "ticker"]
+__all__ = [
+    "TABLE_ROWS_FROM",
+    "Crashes",
+    "Cron",
+    "DlqOperator",
+    "Prober",
+    "Snapshots",
+    "TableRows",
+    "ticker",
+]
 
 _WHEN_NONZERO: Final = frozenset({"failed", "internal_errors", "purged_outbox"})
 """Drain report fields added after the trace format was fixed: named in a drain's trace line
@@ -63,29 +72,51 @@ class Snapshots:
         )
 
 
-class Cron:
-    """The external scheduler calling the drain endpoint every `cron.interval` seconds."""
+TABLE_ROWS_FROM: Final = 86_400.0
+"""Runs at least this long (simulated seconds) count their tables' rows over time: bounded
+tables are a claim about days."""
+_TABLE_SAMPLES: Final = 96
 
-    def __init__(self, sim: Sim, service: ServiceProcess, store: RecordingStore) -> None:
+
+class TableRows:
+    """Every table's row count at evenly spaced instants of a long run (`TABLE_ROWS_FROM`)."""
+
+    def __init__(self, sim: Sim, store: RecordingStore) -> None:
         self._sim = sim
-        self._service = service
+        self._store = store
+
+    async def run(self) -> None:
+        sim = self._sim
+        step = sim.scenario.end / _TABLE_SAMPLES
+        for i in range(_TABLE_SAMPLES + 1):
+            await sim.clock.sleep(i * step - sim.clock.monotonic())
+            counts = await self._store.row_counts()
+            sim.records.table_rows.append((sim.clock.monotonic(), counts))
+
+
+class Cron:
+    """The external scheduler calling the drain endpoint every `cron.interval` seconds (through
+    the balancer: one instance per call)."""
+
+    def __init__(self, sim: Sim, fleet: Fleet, store: RecordingStore) -> None:
+        self._sim = sim
+        self._fleet = fleet
         self._store = store
 
     async def run(self) -> None:
         sim, cron = self._sim, self._sim.scenario.cron
         while True:
             await sim.clock.sleep(cron.interval)
-            dispatcher = self._service.live
-            if dispatcher is None:
+            service = self._fleet.pick()
+            dispatcher = None if service is None else service.live
+            if service is None or dispatcher is None:
                 sim.trace.add("drain", "skipped (down)")
                 continue
-            task = self._service.spawn(
-                dispatcher.drain(batch=cron.batch, budget_seconds=cron.budget)
-            )
+            task = service.spawn(dispatcher.drain(batch=cron.batch, budget_seconds=cron.budget))
             try:
                 report: DrainReport = await asyncio.shield(task)
             except asyncio.CancelledError:
-                if task.cancelled() and not self._service.up:
+                if task.cancelled() and not service.up:
                     continue  # the process crashed mid-drain
                 raise
             sim.records.drains.append((sim.clock.monotonic(), report))
@@ -95,7 +126,7 @@ class Cron:
 
 
 class Crashes:
-    """Kills the service at each crash point of the scenario and restarts it later."""
+    """Kills one service process at each of its crash points and restarts it later."""
 
     def __init__(self, sim: Sim, service: ServiceProcess, snapshots: Snapshots) -> None:
         self._sim = sim
@@ -104,14 +135,19 @@ class Crashes:
 
     async def run(self) -> None:
         sim, service = self._sim, self._service
+        # Named in the trace only in a fleet, so a single instance's trace keeps its hash.
+        who = f" instance={service.index}" if sim.scenario.instances > 1 else ""
         for crash in sim.scenario.crashes:
+            if crash.instance != service.index:
+                continue
             await sim.clock.sleep(crash.at - sim.clock.monotonic())
             killed = await service.kill()
-            sim.trace.add("crash", f"killed={killed}")
+            sim.trace.add("crash", f"killed={killed}{who}")
             await self._snapshots.take()
             await sim.clock.sleep(crash.restart - sim.clock.monotonic())
             service.restart()
             sim.records.crashes.append((crash.at, crash.restart, killed))
+            sim.records.downtime.append((service.index, crash.at, crash.restart))
             sim.trace.add("restart", f"dispatcher-{service.started}")
             await self._snapshots.take()
 
@@ -119,17 +155,18 @@ class Crashes:
 class DlqOperator:
     """Someone retrying the oldest visible dead letters by hand, as the scenario schedules."""
 
-    def __init__(self, sim: Sim, service: ServiceProcess, store: RecordingStore) -> None:
+    def __init__(self, sim: Sim, fleet: Fleet, store: RecordingStore) -> None:
         self._sim = sim
-        self._service = service
+        self._fleet = fleet
         self._store = store
 
     async def run(self) -> None:
         sim, clock = self._sim, self._sim.clock
         for at, count in sim.scenario.dlq.retries:
             await clock.sleep(at - clock.monotonic())
-            dispatcher = self._service.live
-            if dispatcher is None:
+            service = self._fleet.pick()
+            dispatcher = None if service is None else service.live
+            if service is None or dispatcher is None:
                 sim.trace.add("dlq-retry", "skipped (down)")
                 continue
             page = await self._store.dlq_list(DlqFilter(), now=clock.now(), limit=count)
@@ -147,7 +184,7 @@ class DlqOperator:
                 )
                 sim.trace.add("dlq-retry", f"{entry.tenant_id} {entry.id} new={new_id}")
                 if new_id is not None:
-                    self._service.spawn(dispatcher.deliver([new_id]))
+                    service.spawn(dispatcher.deliver([new_id]))
 
 
 class Prober:

@@ -1,15 +1,18 @@
-"""The service process under simulation, and the crashes that kill it.
+"""The service processes under simulation, and the crashes that kill them.
 
 A `ServiceProcess` holds what one process of the service holds in memory: its dispatcher (with
 its breakers, quotas and budget), its intake, and every task it runs. A crash cancels them all
 at once, as `kill -9` would: nothing more reaches the store, leases stay behind, calls in
-flight at n8n never finish. A restart starts a fresh dispatcher.
+flight at n8n never finish. A restart starts a fresh dispatcher. A `Fleet` is the scenario's
+`instances` processes on one store behind a round-robin balancer; each crashes on its own.
+Dispatchers are numbered across the fleet in start order (one instance: 1, 2, ... per restart).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import itertools
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +30,7 @@ from reliability.dispatch import Dispatcher
 from reliability.intake import Intake
 from reliability.store import Store
 
-__all__ = ["DispatcherFactory", "ServiceProcess", "Sim", "TaskSet"]
+__all__ = ["DispatcherFactory", "Fleet", "ServiceProcess", "Sim", "TaskSet"]
 
 DispatcherFactory = Callable[..., Dispatcher]
 """Builds a dispatcher from `Dispatcher`'s own arguments."""
@@ -47,16 +50,20 @@ class Sim:
 
 
 class TaskSet:
-    """Tasks of one owner, kept until they finish (so they can all be cancelled at once)."""
+    """Tasks of one owner, kept until they finish (so they can all be cancelled at once), in
+    the order they were spawned: a crash cancels them in that order, whatever their ids."""
 
     def __init__(self) -> None:
-        self.tasks: set[asyncio.Task[Any]] = set()
+        self.tasks: dict[asyncio.Task[Any], None] = {}
 
     def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.tasks[task] = None
+        task.add_done_callback(self._done)
         return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.pop(task, None)
 
     def running(self) -> list[asyncio.Task[Any]]:
         return [t for t in self.tasks if not t.done()]
@@ -71,14 +78,20 @@ class ServiceProcess:
         store: Store,
         transport: httpx.AsyncBaseTransport,
         build: DispatcherFactory,
+        *,
+        index: int = 1,
+        numbers: Iterator[int] | None = None,
     ) -> None:
         self._sim = sim
         self._store = store
         self._transport = transport
         self._build = build
+        self._numbers = numbers if numbers is not None else itertools.count(1)
+        self.index = index
+        """This process's place in the fleet (1 .. instances): what crashes name."""
         self.up = True
         self.started = 0
-        """Dispatchers started so far; the current one is number `started`."""
+        """The current dispatcher's number (across the fleet, in start order)."""
         self.work = TaskSet()
         """Tasks of the process (deliveries, drains): a crash kills them."""
         self.dispatcher = self._start()
@@ -109,8 +122,7 @@ class ServiceProcess:
 
     def _start(self) -> Dispatcher:
         sim = self._sim
-        self.started += 1
-        n = self.started
+        self.started = n = next(self._numbers)
         dispatcher = self._build(
             sim.settings,
             self._store,
@@ -123,3 +135,25 @@ class ServiceProcess:
         )
         sim.trace.add("start", f"dispatcher-{n}")
         return dispatcher
+
+
+class Fleet:
+    """The service's processes on one store, reached through a round-robin balancer."""
+
+    def __init__(self, processes: Sequence[ServiceProcess]) -> None:
+        self.processes = tuple(processes)
+        self._turn = 0
+
+    def pick(self) -> ServiceProcess | None:
+        """The next process that is up, in turn (None: all are down)."""
+        count = len(self.processes)
+        for step in range(count):
+            process = self.processes[(self._turn + step) % count]
+            if process.up:
+                self._turn = (self._turn + step + 1) % count
+                return process
+        return None
+
+    def tasks(self) -> int:
+        """Tasks the processes run."""
+        return sum(len(p.work.tasks) for p in self.processes)

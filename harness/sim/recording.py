@@ -28,6 +28,7 @@ from reliability.store import (
     DlqEntry,
     DlqFilter,
     DlqPage,
+    FleetSlots,
     LedgerRow,
     NewDelivery,
     OutboxRow,
@@ -35,7 +36,13 @@ from reliability.store import (
     StoreInspector,
 )
 
-__all__ = ["BreakerRecorder", "RecordingStore", "StoreRunner", "StoreWatcher"]
+__all__ = [
+    "BreakerRecorder",
+    "FleetRecordingStore",
+    "RecordingStore",
+    "StoreRunner",
+    "StoreWatcher",
+]
 
 _T = TypeVar("_T")
 
@@ -247,6 +254,40 @@ class RecordingStore:
 
     async def dlq_rows(self) -> list[DlqEntry]:
         return await self._run(self._inspector.dlq_rows())
+
+    async def row_counts(self) -> dict[str, int]:
+        return await self._run(self._inspector.row_counts())
+
+
+class FleetRecordingStore(RecordingStore):
+    """One instance's `RecordingStore` in a fleet: it also shares the store's tenant slots
+    (`FleetSlots`), so the fleet-wide per-tenant limit is the layer's own. A crashed instance
+    frees no slot (its cancelled calls' releases never reach the store, as after `kill -9`):
+    its slots come back by expiry."""
+
+    def __init__(
+        self,
+        store: Store,
+        inspector: StoreInspector,
+        run: StoreRunner,
+        watcher: StoreWatcher,
+        *,
+        up: Callable[[], bool],
+    ) -> None:
+        super().__init__(store, inspector, run, watcher)
+        if not isinstance(store, FleetSlots):
+            raise TypeError(f"{type(store).__name__} has no tenant slots (FleetSlots)")
+        self._slots: FleetSlots = store
+        self._up = up
+
+    async def slot_acquire(
+        self, tenant_id: str, limit: int, *, now: datetime, until: datetime
+    ) -> str | None:
+        return await self._run(self._slots.slot_acquire(tenant_id, limit, now=now, until=until))
+
+    async def slot_release(self, tenant_id: str, token: str) -> None:
+        if self._up():
+            await self._run(self._slots.slot_release(tenant_id, token))
 
 
 class BreakerOps(Protocol):

@@ -127,6 +127,10 @@ class Records:
     drains: list[tuple[float, DrainReport]] = field(default_factory=list)
     crashes: list[tuple[float, float, int]] = field(default_factory=list)
     """(crashed at, restarted at, deliveries killed)."""
+    downtime: list[tuple[int, float, float]] = field(default_factory=list)
+    """(instance, crashed at, restarted at) for each crash, in the order they ended."""
+    callers: tuple[int, ...] = ()
+    """The instance that made each call of `journal` (same positions)."""
     probes: list[DlqProbe] = field(default_factory=list)
     retries: list[DlqRetry] = field(default_factory=list)
     checkpoints: list[Checkpoint] = field(default_factory=list)
@@ -134,6 +138,8 @@ class Records:
     retried_rows: list[OutboxRow] = field(default_factory=list)
     """Outbox rows made by manual DLQ retries, as the store holds them at the end."""
     dlq_depth: list[tuple[float, int]] = field(default_factory=list)
+    table_rows: list[tuple[float, dict[str, int]]] = field(default_factory=list)
+    """(t, rows per table) at evenly spaced instants of a day-long run (none in shorter ones)."""
     end: float = 0.0
 
     def seconds(self, when: datetime) -> float:

@@ -13,22 +13,34 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from harness.fakes.n8n import FakeN8n
 from harness.fakes.stripe import FakeStripe
 from harness.pgschema import create_schema, drop_schema
+from harness.sim.callers import Callers, MisalignedCallers
 from harness.sim.figures import RunSize, figures, series
 from harness.sim.ledger_guard import SeedLedgerGuard
-from harness.sim.operators import Crashes, Cron, DlqOperator, Prober, Snapshots, ticker
+from harness.sim.operators import (
+    TABLE_ROWS_FROM,
+    Crashes,
+    Cron,
+    DlqOperator,
+    Prober,
+    Snapshots,
+    TableRows,
+    ticker,
+)
 from harness.sim.plan import plan_traffic
-from harness.sim.process import ServiceProcess, Sim, TaskSet
+from harness.sim.process import Fleet, ServiceProcess, Sim, TaskSet
 from harness.sim.recorder import Recorder
-from harness.sim.recording import RecordingStore, StoreRunner
+from harness.sim.recording import FleetRecordingStore, RecordingStore, StoreRunner
 from harness.sim.records import Records
 from harness.sim.scenario import Scenario
 from harness.sim.seeds import derive_rng, uuid4_text
@@ -105,6 +117,9 @@ class _Run:
         self.trace = Trace(keep=keep_trace)
         self.records = Records(start=DEFAULT_START, settings=settings)
         self.events_generated = 0
+        self.callers = Callers()
+        self.instance_store: Callable[..., FleetRecordingStore] | None = None
+        """Makes each instance's store in a fleet (None: one instance, on the shared store)."""
 
     async def main(self, clock: VirtualClock) -> None:
         self.trace.bind(clock)
@@ -135,7 +150,13 @@ class _Run:
         layer: Store = raw if self.hooks.store is None else self.hooks.store(raw)
         try:
             await runner(raw.migrate())
-            yield RecordingStore(layer, raw, runner, sim.recorder)
+            store = RecordingStore(layer, raw, runner, sim.recorder)
+            if self.scenario.instances > 1:
+                # Several instances share the store's tenant slots (the fleet-wide limit), each
+                # through a store of its own; a single one runs on its in-process limiter
+                # alone, as it always has.
+                self.instance_store = partial(FleetRecordingStore, layer, raw, runner, sim.recorder)
+            yield store
         finally:
             await runner(raw.close())
             runner.close()
@@ -157,26 +178,41 @@ class _Run:
                 t: self.settings.tenants[t].stripe_webhook_secrets[0] for t in scenario.tenants
             },
         )
-        service = ServiceProcess(sim, store, fake.transport, self.hooks.dispatcher or Dispatcher)
+        fleet = self._fleet(sim, store, fake)
         harness_tasks = TaskSet()
         sim.recorder.on_dead_letter = Prober(sim, store, harness_tasks).watch
         snapshots = Snapshots(sim, store)
         plan, specs = plan_traffic(scenario, self.seed, self.records.start)
         self.events_generated = len(specs)
         replay = scenario.comparison is not None and scenario.comparison.kind == "replay"
-        traffic = Traffic(sim, service, stripe, specs, SeedLedgerGuard() if replay else None)
+        traffic = Traffic(sim, fleet, stripe, specs, SeedLedgerGuard() if replay else None)
         workers = [
             asyncio.ensure_future(traffic.run(plan)),
-            asyncio.ensure_future(Cron(sim, service, store).run()),
-            asyncio.ensure_future(Crashes(sim, service, snapshots).run()),
-            asyncio.ensure_future(DlqOperator(sim, service, store).run()),
+            asyncio.ensure_future(Cron(sim, fleet, store).run()),
+            *(asyncio.ensure_future(Crashes(sim, p, snapshots).run()) for p in fleet.processes),
+            asyncio.ensure_future(DlqOperator(sim, fleet, store).run()),
             asyncio.ensure_future(snapshots.run()),
             asyncio.ensure_future(ticker(sim, self.progress)),
         ]
+        if scenario.end >= TABLE_ROWS_FROM:
+            workers.append(asyncio.ensure_future(TableRows(sim, store).run()))
         await clock.sleep(scenario.end - clock.monotonic())
-        self.trace.add("end", f"tasks={len(service.work.tasks)}")
-        await self._stop(clock, workers, service.work, harness_tasks)
+        self.trace.add("end", f"tasks={fleet.tasks()}")
+        await self._stop(clock, workers, *(p.work for p in fleet.processes), harness_tasks)
         await self._finish(sim, store, snapshots, fake)
+
+    def _fleet(self, sim: Sim, store: RecordingStore, fake: FakeN8n) -> Fleet:
+        """The scenario's instances, each sending to the fake through its own transport."""
+        build = self.hooks.dispatcher or Dispatcher
+        numbers = itertools.count(1)
+        processes: list[ServiceProcess] = []
+        for i in range(1, self.scenario.instances + 1):
+            own: RecordingStore = store
+            if self.instance_store is not None:
+                own = self.instance_store(up=lambda i=i: processes[i - 1].up)
+            transport = self.callers.transport(fake.transport, i)
+            processes.append(ServiceProcess(sim, own, transport, build, index=i, numbers=numbers))
+        return Fleet(processes)
 
     async def _stop(
         self, clock: VirtualClock, workers: Sequence[asyncio.Future[Any]], *owners: TaskSet
@@ -208,6 +244,10 @@ class _Run:
             rows = await store.outbox_rows(include_done=True)
             r.retried_rows = [row for row in rows if row.retry_count > 0]
         r.journal = fake.journal.entries()
+        try:
+            r.callers = self.callers.attribute(r.journal)
+        except MisalignedCallers as exc:
+            raise SimulationError(f"{self.scenario.file}: {exc}") from exc
         for e in r.journal:
             self.trace.add(
                 "n8n",

@@ -33,7 +33,7 @@ from harness.sim.scenario_model import (
     TenantGroup,
     Traffic,
 )
-from harness.sim.scenario_parser import Parser
+from harness.sim.scenario_parser import Parser, parse_instances
 from harness.sim.scenario_spec import keys
 
 __all__ = [
@@ -107,7 +107,8 @@ def parse_scenario(data: object, *, source: str = "<scenario>") -> Scenario:
     traffic = p.traffic(top.get("traffic", {}))
     faults = p.n8n(top.get("n8n", {}))
     stripe = p.stripe(top.get("stripe", {}))
-    crashes = p.crashes(top.get("crashes", []))
+    instances = parse_instances(p, top.get("instances", 1))
+    crashes = p.crashes(top.get("crashes", []), instances)
     cron = p.cron(top.get("cron", {}))
     dlq = p.dlq(top.get("dlq", {}))
     store_url = p.store(top.get("store", {}))
@@ -137,4 +138,5 @@ def parse_scenario(data: object, *, source: str = "<scenario>") -> Scenario:
         invariants=invariants,
         comparison=comparison,
         settings_overrides=overrides,
+        instances=instances,
     )

@@ -151,6 +151,8 @@ class Crash:
 
     at: float
     restart: float
+    instance: int = 1
+    """Which service instance (1 .. `Scenario.instances`) is killed; the others run on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +219,9 @@ class Scenario:
     invariants: Mapping[str, Mapping[str, Any]]
     comparison: Comparison | None = None
     settings_overrides: Mapping[str, str] = field(default_factory=dict)
+    instances: int = 1
+    """Service instances sharing the store, each with its own dispatcher (breakers, quotas,
+    budget) and crashes; Stripe and cron reach them through a round-robin balancer."""
 
     @property
     def end(self) -> float:

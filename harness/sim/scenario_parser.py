@@ -28,11 +28,11 @@ from harness.sim.scenario_model import (
     StripeFaults,
     Traffic,
 )
-from harness.sim.scenario_spec import SHAPES, keys
+from harness.sim.scenario_spec import MAX_INSTANCES, SHAPES, keys
 from reliability.backoff import Strategy
 from reliability.config import ConfigError, Settings, TenantConfig, load_settings, parse_tenants
 
-__all__ = ["DEFAULT_SETTINGS", "Parser"]
+__all__ = ["DEFAULT_SETTINGS", "Parser", "parse_instances"]
 
 DEFAULT_SETTINGS: Final = {
     "N8N_WEBHOOK_URL": "http://fake-n8n.invalid/webhook",
@@ -204,8 +204,10 @@ class Parser(Reader):
             retry_schedule=schedule,
         )
 
-    def crashes(self, raw: object) -> tuple[Crash, ...]:
+    def crashes(self, raw: object, instances: int = 1) -> tuple[Crash, ...]:
+        """Crashes in order and not overlapping, per instance (instances crash independently)."""
         out: list[Crash] = []
+        last: dict[int, Crash] = {}
         for i, craw in enumerate(self.items("crashes", raw)):
             key = f"crashes[{i}]"
             c = self.mapping(key, craw, keys("crash"))
@@ -213,11 +215,16 @@ class Parser(Reader):
                 self.fail(key, "needs `at` and `restart` (simulated seconds)")
             at = self.number(f"{key}.at", c["at"], minimum=0.0)
             restart = self.number(f"{key}.restart", c["restart"], minimum=0.0)
+            instance = self.integer(f"{key}.instance", c.get("instance", 1), minimum=1)
+            if instance > instances:
+                self.fail(f"{key}.instance", f"{instance} is not one of the {instances} instances")
             if restart <= at:
                 self.fail(f"{key}.restart", f"{restart:g} is not after the crash at {at:g}")
-            if out and at < out[-1].restart:
-                self.fail(f"{key}.at", "crashes must be in order and not overlap")
-            out.append(Crash(at, restart))
+            before = last.get(instance)
+            if before is not None and at < before.restart:
+                self.fail(f"{key}.at", "an instance's crashes must be in order and not overlap")
+            last[instance] = crash = Crash(at, restart, instance)
+            out.append(crash)
         return tuple(out)
 
     def cron(self, raw: object) -> Cron:
@@ -282,6 +289,14 @@ class Parser(Reader):
             )
         runs = self.integer("comparison.runs", m.get("runs", d.runs), minimum=1)
         return Comparison(str(kind), strategies, budget, bucket, clients, runs)
+
+
+def parse_instances(p: Reader, raw: object) -> int:
+    """How many service instances share the store (1 .. `MAX_INSTANCES`)."""
+    n = p.integer("instances", raw, minimum=1)
+    if n > MAX_INSTANCES:
+        p.fail("instances", f"must be at most {MAX_INSTANCES}, got {n}")
+    return n
 
 
 def parse_invariants(p: Reader, raw: object) -> dict[str, Mapping[str, Any]]:

@@ -34,8 +34,10 @@ from harness.sim.scenario_model import (
 )
 from reliability.backoff import Strategy
 
-__all__ = ["SECTIONS", "SHAPES", "STRATEGIES", "keys", "scenario_schema"]
+__all__ = ["MAX_INSTANCES", "SECTIONS", "SHAPES", "STRATEGIES", "keys", "scenario_schema"]
 
+MAX_INSTANCES: Final = 16
+"""The most service instances a scenario may run."""
 SHAPES: Final = ("uniform", "poisson", "diurnal")
 STRATEGIES: Final = tuple(s.value for s in Strategy)
 
@@ -70,6 +72,12 @@ SECTIONS: Final[Mapping[str, Mapping[str, Field]]] = {
         "traffic": Field({"$ref": "#/$defs/traffic"}, "The Stripe events to send"),
         "n8n": Field({"$ref": "#/$defs/n8n"}, "The fake n8n"),
         "stripe": Field({"$ref": "#/$defs/stripe"}, "Stripe delivery faults, per event"),
+        "instances": Field(
+            integer(minimum=1, maximum=MAX_INSTANCES),
+            "Service instances sharing the store (own breakers, quotas, crashes), behind a"
+            " round-robin balancer",
+            1,
+        ),
         "crashes": Field(array({"$ref": "#/$defs/crash"}), "Dispatcher kills and restarts"),
         "cron": Field({"$ref": "#/$defs/cron"}, "The external scheduler calling drain"),
         "dlq": Field({"$ref": "#/$defs/dlq"}, "Manual DLQ retries and TTL probes"),
@@ -129,6 +137,7 @@ SECTIONS: Final[Mapping[str, Mapping[str, Field]]] = {
     "crash": {
         "at": Field(_SECONDS, "Simulated second the dispatcher is killed", required=True),
         "restart": Field(_SECONDS, "Simulated second a fresh one starts", required=True),
+        "instance": Field(integer(minimum=1), "Which instance is killed (1 .. instances)", 1),
     },
     "cron": {
         "interval": Field(_POSITIVE, "Seconds between drain calls", 60.0),

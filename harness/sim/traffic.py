@@ -15,7 +15,7 @@ from typing import Final
 from harness.fakes.stripe import FakeStripe, sign
 from harness.sim.ledger_guard import SeedLedgerGuard
 from harness.sim.plan import Bodies, EventSpec, Planned, forge
-from harness.sim.process import ServiceProcess, Sim
+from harness.sim.process import Fleet, Sim
 from harness.sim.records import Send
 from reliability.intake import IntakeCode
 from reliability.signature import SignatureError, verify
@@ -27,18 +27,18 @@ _RESENT: Final = frozenset({"delivery", "duplicate", "resigned", "retry", "burst
 
 
 class Traffic:
-    """Sends the plan, in time order, to whichever service process is up."""
+    """Sends the plan, in time order, to a service process that is up (the balancer's pick)."""
 
     def __init__(
         self,
         sim: Sim,
-        service: ServiceProcess,
+        fleet: Fleet,
         stripe: FakeStripe,
         specs: list[EventSpec],
         guard: SeedLedgerGuard | None,
     ) -> None:
         self._sim = sim
-        self._service = service
+        self._fleet = fleet
         self._bodies = Bodies(stripe)
         self._specs = specs
         self._guard = guard
@@ -95,8 +95,8 @@ class Traffic:
             header = forge(item.kind[4:], secret, stamp, body)
         else:
             header = sign(body, secret, stamp)
-        service = self._service
-        if not service.up:
+        service = self._fleet.pick()
+        if service is None:
             sim.records.sends.append(
                 Send(sim.clock.monotonic(), spec.tenant, spec.id, item.kind, None, "DOWN")
             )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 from reliability.errors import ErrorCode
 
@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_PAYLOAD_LIMIT",
     "DEFAULT_PROCESSED_RETENTION",
     "MAX_ERROR_MESSAGE",
+    "TABLES",
     "AcceptResult",
     "AttemptError",
     "DlqAlert",
@@ -191,11 +192,11 @@ DlqAlert = Callable[[str, int, int], None]
 
 @runtime_checkable
 class FleetSlots(Protocol):
-    """Per-tenant concurrency slots shared by every process on one database (PostgreSQL).
+    """Per-tenant concurrency slots shared by every process on one database (PostgreSQL, or
+    one SQLite file).
 
     A slot is a lease: held until released or until `until`, so a crashed holder's slots come
-    back by expiry. The embedded SQLite store has none: it serves one process, whose in-process
-    limiter is exact.
+    back by expiry.
     """
 
     async def slot_acquire(
@@ -349,6 +350,10 @@ class Store(Protocol):
         ...
 
 
+TABLES: Final = ("processed_events", "stripe_event_ledger", "outbox", "n8n_dlq", "tenant_slots")
+"""The tables the layer writes, as `StoreInspector.row_counts` names them."""
+
+
 @runtime_checkable
 class StoreInspector(Protocol):
     """What the harness and tests read: whole tables and lookups the layer never makes.
@@ -380,4 +385,9 @@ class StoreInspector(Protocol):
 
     async def dlq_rows(self) -> list[DlqEntry]:
         """Every DLQ entry, expired or not (until purged), oldest first."""
+        ...
+
+    async def row_counts(self) -> dict[str, int]:
+        """Rows in each table the layer writes (`TABLES`), by table name: what shows that
+        purges keep them bounded."""
         ...

@@ -23,6 +23,7 @@ from reliability.store import _common as c
 from reliability.store.base import (
     DEFAULT_DLQ_ALERT_THRESHOLD,
     DEFAULT_PAYLOAD_LIMIT,
+    TABLES,
     AcceptResult,
     AttemptError,
     DlqAlert,
@@ -588,6 +589,10 @@ class PostgresStore:
     async def dlq_rows(self) -> list[DlqEntry]:
         rows = await self._all(f"SELECT {_DLQ} FROM n8n_dlq ORDER BY created_at, id", {})
         return [_dlq(r) for r in rows]
+
+    async def row_counts(self) -> dict[str, int]:
+        query = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {t}" for t in TABLES)
+        return {str(name): int(n) for name, n in await self._all(query, {})}
 
 
 def _columns(encoded: Sequence[c.EncodedDelivery]) -> dict[str, list[Any]]:

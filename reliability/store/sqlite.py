@@ -21,6 +21,7 @@ from reliability.store import _common as c
 from reliability.store.base import (
     DEFAULT_DLQ_ALERT_THRESHOLD,
     DEFAULT_PAYLOAD_LIMIT,
+    TABLES,
     AcceptResult,
     AttemptError,
     DlqAlert,
@@ -147,6 +148,7 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"sqlite {path}: cannot open: {exc}") from exc
         self._db: sqlite3.Connection | None = db
+        self._slots_made: set[tuple[str, int]] = set()
 
     def __repr__(self) -> str:
         return f"SqliteStore({self._path!r})"
@@ -477,6 +479,41 @@ class SqliteStore:
         )
         return {(r[0], ErrorCode(r[1])): int(r[2]) for r in rows}
 
+    # -- fleet-wide tenant slots (FleetSlots) -------------------------------------------------
+
+    async def slot_acquire(
+        self, tenant_id: str, limit: int, *, now: datetime, until: datetime
+    ) -> str | None:
+        """One of the tenant's `limit` slots until `until` (a token for `slot_release`), or None
+        when all are held: the lowest free slot (never taken, released, or expired), in one
+        write transaction, so processes sharing the file never take the same slot."""
+        n = c.limit(limit)
+        token = c.new_id(self._ids)
+        now_s, until_s = iso_utc(c.utc(now, "now")), iso_utc(c.utc(until, "until"))
+        with self._tx() as db:
+            if (tenant_id, n) not in self._slots_made:  # the slot rows, once per handle
+                db.executemany(
+                    "INSERT INTO tenant_slots (tenant_id, slot) VALUES (?, ?)"
+                    " ON CONFLICT DO NOTHING",
+                    [(tenant_id, i) for i in range(n)],
+                )
+            row = db.execute(
+                "UPDATE tenant_slots SET token = ?, expires_at = ? WHERE tenant_id = ? AND slot = ("
+                " SELECT slot FROM tenant_slots WHERE tenant_id = ? AND slot < ?"
+                " AND expires_at <= ? ORDER BY slot LIMIT 1) RETURNING slot",
+                (token, until_s, tenant_id, tenant_id, n, now_s),
+            ).fetchone()
+        self._slots_made.add((tenant_id, n))
+        return token if row is not None else None
+
+    async def slot_release(self, tenant_id: str, token: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE tenant_slots SET token = NULL, expires_at = ''"
+                " WHERE tenant_id = ? AND token = ?",
+                (tenant_id, token),
+            )
+
     # -- inspection (StoreInspector: the harness's and tests' reads) ---------------------------
 
     async def applied_migrations(self) -> list[int]:
@@ -508,6 +545,10 @@ class SqliteStore:
     async def dlq_rows(self) -> list[DlqEntry]:
         rows = self._read(f"SELECT {_DLQ} FROM n8n_dlq ORDER BY created_at, id")
         return [_dlq(r) for r in rows]
+
+    async def row_counts(self) -> dict[str, int]:
+        query = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {t}" for t in TABLES)
+        return {str(name): int(n) for name, n in self._read(query)}
 
 
 _RESCHEDULE_SET = (

@@ -98,6 +98,14 @@ def test_short_run_writes_results_checks_invariants_and_judges_thresholds(
     invariants = {i["name"]: i for i in results["invariants"]}
     assert all(i["passed"] for i in invariants.values()), invariants
     assert "0 deliveries lost" not in invariants["nothing lost"]["details"]
+    # Duplicate sends are counted at n8n end to end; with no faults and no kills there are none.
+    assert "every duplicate send has a cause" in invariants
+    assert results["n8n"]["duplicate_sends"] == {
+        "total": 0,
+        "by_cause": {},
+        "keys": 0,
+        "examples": [],
+    }
     failed = [t["name"] for t in results["threshold_results"] if not t["passed"]]
     assert failed == ["min_requests (dlq retry)"]
     # The events the users saw accepted are the ones the checks used.
@@ -151,3 +159,53 @@ def test_failure_after_start_stops_every_process(tmp_path: Path, env: dict[str, 
     assert "fake-n8n not ready" in proc.stderr
     started = assert_all_gone(proc.stderr, env["RELIABILITY_DATABASE_URL"])
     assert started == {"fake-n8n": started["fake-n8n"]}
+
+
+def test_duplicate_sends_are_counted_end_to_end_with_their_cause(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """n8n runs the workflow and then holds 30% of the calls far past the read timeout: the
+    dispatcher gives up, the retry sends the delivery again; the run counts those duplicates as
+    a figure with their cause (`timeout`), and they do not fail it. (Held calls, not a latency
+    near the timeout: an answer finishing as the client gives up would be a 2xx twice.)"""
+    faults = tmp_path / "hang.yaml"
+    faults.write_text(
+        "seed: 5\nrules:\n  - path: '*'\n    hang: 0.3\n    hang_for: 5\n", encoding="utf-8"
+    )
+    thresholds = tmp_path / "thresholds.yaml"
+    thresholds.write_text("min_requests: 5\n", encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["--users", "4", "--spawn-rate", "4", "--duration", "6s", "--tenants", "2"]
+    proc = subprocess.run(
+        load(
+            out,
+            *args,
+            "--user-classes",
+            "stripe",
+            "--faults",
+            str(faults),
+            "--set",
+            "N8N_READ_TIMEOUT_MS=300",
+            "--thresholds",
+            str(thresholds),
+            "--seed",
+            "4",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert_all_gone(proc.stderr, env["RELIABILITY_DATABASE_URL"])
+    results = json.loads((out / "results.json").read_text())
+    duplicates = results["n8n"]["duplicate_sends"]
+    assert duplicates["total"] > 0
+    assert duplicates["by_cause"] == {"timeout": duplicates["total"]}
+    assert duplicates["examples"][0]["cause"] == "timeout"
+    invariants = {i["name"]: i for i in results["invariants"]}
+    explained = invariants["every duplicate send has a cause"]
+    assert explained["passed"]
+    assert f"{duplicates['total']} duplicate sends at n8n by cause: " in explained["details"]
+    assert "every duplicate send has a cause" in proc.stdout

@@ -315,3 +315,41 @@ def test_long_diff_lines_are_cut() -> None:
     assert len(problems) == 1
     assert "more characters" in problems[0]
     assert len(problems[0]) < 1000
+
+
+def test_rows_per_table_are_drawn_with_their_peaks_and_ends(
+    tmp_path: Path, chaos_doc: dict[str, Any]
+) -> None:
+    """A day-long run's `table_rows` series: one line per table, peak and last in a table, the
+    same numbers in report.json; scenarios without the series get no such figure."""
+    samples = [(0.0, 0, 0), (43_200.0, 900, 40), (86_400.0, 1_800, 35)]
+    chaos_doc["scenarios"][1]["series"]["table_rows"] = [
+        {"t": t, "table": table, "rows": n}
+        for t, processed, outbox in samples
+        for table, n in (("processed_events", processed), ("outbox", outbox))
+    ]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(chaos_doc), encoding="utf-8")
+    files = _render([path])
+    root = _tree(files["index.html"])
+    titles = [t.text or "" for t in root.iter(f"{SVG}title") if t.get("id")]
+    name = chaos_doc["scenarios"][1]["name"]
+    assert [t for t in titles if t.startswith("Rows in each table")] == [
+        f"Rows in each table over simulated time in {name}"
+    ]
+    tables = {
+        _text(c): [[_text(td) for td in tr] for tr in t.iter(f"{XHTML}tr")]
+        for t in root.iter(f"{XHTML}table")
+        for c in t.iter(f"{XHTML}caption")
+    }
+    assert tables["Rows per table: peak and at the end"][1:] == [
+        ["processed_events", "1,800", "1,800"],
+        ["outbox", "40", "35"],
+    ]
+    report = json.loads(files["report.json"])
+    rows = {s["name"]: s["table_rows"] for s in report["chaos"][0]["scenarios"]}
+    assert rows[name] == [
+        {"table": "processed_events", "peak": 1800.0, "last": 1800.0},
+        {"table": "outbox", "peak": 40.0, "last": 35.0},
+    ]
+    assert all(v == [] for k, v in rows.items() if k != name)

@@ -32,6 +32,7 @@ from reliability.store import (
     StoreInspector,
     StoreUnavailable,
 )
+from reliability.store.base import TABLES
 
 AnyStore = SqliteStore | PostgresStore
 """Both protocols at once: what the `store` fixture hands out."""
@@ -648,3 +649,20 @@ async def test_a_bad_ids_factory_is_a_clear_error(store_factory: StoreFactory) -
         await store.accept_event("t1", "evt_1", [delivery(1)], now=T0)
     assert await store.outbox_rows() == []
     assert not await store.is_processed("t1", "evt_1")
+
+
+async def test_row_counts_count_every_table_the_layer_writes(store: AnyStore) -> None:
+    empty = await store.row_counts()
+    assert empty == dict.fromkeys(TABLES, 0)
+    assert await record(store, "t1", "evt_x", now=T0)
+    await put(store, delivery(1), delivery(2))
+    await dead(store, 3)
+    assert await store.slot_acquire("t1", 2, now=T0, until=T0 + LEASE) is not None
+    counts = await store.row_counts()
+    assert counts["processed_events"] == 3  # evt_x, evt_1 and evt_3
+    assert counts["stripe_event_ledger"] == 1  # one row per tenant
+    assert counts["outbox"] == 2  # the dead-lettered row moved to the DLQ
+    assert counts["n8n_dlq"] == 1
+    assert counts["tenant_slots"] == 2  # the tenant's slot rows, one held
+    assert await store.purge_processed(older_than=T0 + S) == 3
+    assert (await store.row_counts())["processed_events"] == 0

@@ -157,7 +157,39 @@ async def test_several_processes_share_one_file(tmp_path: Path) -> None:
     assert set(claimed.values()) == {1}
     store = SqliteStore(path)
     try:
-        assert await store.applied_migrations() == [1, 2]
+        assert await store.applied_migrations() == [1, 2, 3]
         assert len(await store.delivered_keys()) == 150
     finally:
         await store.close()
+
+
+async def test_fleet_slots_hold_a_tenant_limit_across_handles_on_one_file_and_expire(
+    tmp_path: Path,
+) -> None:
+    """Two handles on one file (two processes, or two simulated instances) share the limit."""
+    path = str(tmp_path / "slots.db")
+    a, b = SqliteStore(path), SqliteStore(path)
+    try:
+        await a.migrate()
+        until = T0 + LEASE
+        got = [await s.slot_acquire("t", 2, now=T0, until=until) for s in (a, b, a)]
+        held = [g for g in got if g is not None]
+        assert len(held) == 2
+        assert got[2] is None
+        # Another tenant has slots of its own.
+        assert await b.slot_acquire("u", 1, now=T0, until=until) is not None
+        # A released slot is free at once; a crashed holder's slot once its lease has passed.
+        await a.slot_release("t", held[0])
+        again = await b.slot_acquire("t", 2, now=T0, until=until)
+        assert again is not None
+        assert await a.slot_acquire("t", 2, now=until - timedelta(seconds=1), until=until) is None
+        later = until + LEASE
+        assert await a.slot_acquire("t", 2, now=until, until=later) is not None
+        assert await b.slot_acquire("t", 2, now=until, until=later) is not None
+        # Stale releases (their slots expired and were taken since) free nothing.
+        await a.slot_release("t", held[1])
+        await a.slot_release("t", again)
+        assert await b.slot_acquire("t", 2, now=until, until=later) is None
+    finally:
+        await a.close()
+        await b.close()

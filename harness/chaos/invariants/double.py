@@ -1,7 +1,9 @@
 """no_double_processing: an event is accepted at most once per tenant; every legitimate event
 answered 2xx was accepted; replays and forgeries get their codes; no delivery completes twice;
 no delivery is in flight twice at once at n8n (its lease holds it: only a crash, which cuts
-its call short, lets another claimer send it again)."""
+its call short, lets another claimer send it again); and every duplicate send (a call for a
+delivery whose workflow already ran) has a cause: a crash of the instance that sent it, a lost
+lease, a timeout, a lost or error answer (`harness.sim.duplicates`)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any, Final
 
 from harness.chaos.invariants._base import EPS, Findings, Violation
 from harness.sim import SimRun
+from harness.sim.duplicates import UNEXPLAINED, by_cause, duplicate_sends
 from reliability.events import Delivered
 
 __all__ = ["check_no_double_processing"]
@@ -92,7 +95,31 @@ def check_no_double_processing(run: SimRun, params: Mapping[str, Any]) -> Findin
                 )
             delivered.setdefault(ev.idempotency_key, t)
     _check_one_call_at_a_time(run, out)
+    _check_duplicates_explained(run, out)
     return out
+
+
+def _check_duplicates_explained(run: SimRun, out: Findings) -> None:
+    """A delivery is sent again after its workflow ran only for a reason physics forces."""
+    sends = duplicate_sends(run.records)
+    for d in sends:
+        out.checked += 1
+        if d.cause == UNEXPLAINED:
+            out.fail(
+                Violation(
+                    f"delivery {d.key} sent again by instance {d.instance} (call #{d.seq}) after "
+                    f"call #{d.earlier} of instance {d.earlier_instance} ran it and was answered "
+                    "2xx, with no crash, lost lease or timeout to explain it",
+                    d.tenant,
+                    None,
+                    d.key,
+                    {"first": d.earlier_t, "second": d.t},
+                    (d.key,),
+                )
+            )
+    if sends:
+        causes = by_cause(sends).items()
+        out.notes.append("duplicate sends: " + ", ".join(f"{n} {c}" for c, n in causes))
 
 
 def _check_one_call_at_a_time(run: SimRun, out: Findings) -> None:
