@@ -113,6 +113,8 @@ class Answer:
     entry: JournalEntry | None = None
     decision: Decision | None = None
     ran: bool = False
+    dropped: bool = False
+    """The run's item was dropped by a Remove Duplicates node (see `JournalEntry.dropped`)."""
 
 
 def _no_nan(name: str) -> Any:

@@ -19,7 +19,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from harness.fakes.n8n import FakeN8n
+from harness.fakes.n8n import DEFAULT_CREDENTIALS, FakeN8n
+from harness.fakes.n8n_export import Credentials
 from harness.fakes.stripe import FakeStripe
 from harness.pgschema import create_schema, drop_schema
 from harness.sim.figures import RunSize, figures, series
@@ -34,6 +35,7 @@ from harness.sim.scenario import Scenario
 from harness.sim.seeds import derive_rng, uuid4_text
 from harness.sim.trace import Trace
 from harness.sim.traffic import Traffic
+from harness.sim.workflows import sample_workflows
 from harness.vclock import DEFAULT_START, VirtualClock, run
 from reliability.config import Settings
 from reliability.dispatch import Dispatcher
@@ -145,6 +147,8 @@ class _Run:
     async def _run(self, sim: Sim, store: RecordingStore) -> None:
         scenario, clock = self.scenario, sim.clock
         fake = FakeN8n(
+            sample_workflows(scenario.n8n_dedupe),
+            credentials=Credentials(DEFAULT_CREDENTIALS),
             clock=clock,
             faults=scenario.n8n_faults,
             rng=derive_rng(self.seed, "n8n"),
