@@ -21,21 +21,15 @@ from harness.verdict import InvariantResult
 __all__ = ["COLUMNS", "VARIANT_FIGURES", "dedupe_comparison"]
 
 VARIANT_FIGURES: Final = (
-    "n8n_calls",
     "n8n_duplicate_calls",
     "n8n_duplicate_effects",
-    "delivered",
-    "dead_lettered",
-)
-"""The figures each variant reports under its label (`dedupe.n8n_duplicate_effects`)."""
-COLUMNS: Final = (
-    "workflows",
     "n8n_calls",
-    "duplicates_sent",
-    "duplicate_effects",
     "delivered",
     "dead_lettered",
 )
+"""The figures each variant reports under its label (`dedupe.n8n_duplicate_effects`), the
+variants side by side, duplicates sent and their effects first (the summary shows the first)."""
+COLUMNS: Final = ("workflows", "duplicates_sent", "duplicate_effects", "n8n_calls", "delivered")
 _NAME: Final = f"{EFFECT_INVARIANT}_without_dedupe"
 
 
@@ -49,11 +43,10 @@ def dedupe_comparison(runs: Sequence[SimRun]) -> tuple[dict[str, Any], Invariant
         rows.append(
             [
                 label,
-                f["n8n_calls"],
                 f["n8n_duplicate_calls"],
                 f["n8n_duplicate_effects"],
+                f["n8n_calls"],
                 f["delivered"],
-                f["dead_lettered"],
             ]
         )
     plain = next(r for r in runs if r.label == WITHOUT_DEDUPE)
@@ -61,8 +54,8 @@ def dedupe_comparison(runs: Sequence[SimRun]) -> tuple[dict[str, Any], Invariant
     held = not shown.passed
     with_node, without = rows[0], rows[1]
     verdict = (
-        f"Duplicates sent to n8n: {with_node[2]} with Remove Duplicates, {without[2]} without; "
-        f"duplicate effects: {with_node[3]} with it, {without[3]} without"
+        f"Duplicates sent to n8n: {with_node[1]:g} with Remove Duplicates, {without[1]:g} "
+        f"without; duplicate effects: {with_node[2]:g} with it, {without[2]:g} without"
     )
     details = (
         f"expected broken without Remove Duplicates, and broken: {shown.details}"

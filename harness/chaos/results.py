@@ -126,10 +126,14 @@ class ScenarioOutcome:
             return dict(self.runs[0].figures)
         out: dict[str, float | None] = {}
         c = self.scenario.comparison
-        per_variant = VARIANT_FIGURES if c is not None and c.kind == "dedupe" else _HERD_FIGURES
-        for r in self.runs:
-            for k in per_variant:
-                out[f"{r.label}.{k}"] = r.figures[k]
+        if c is not None and c.kind == "dedupe":  # figure by figure: the variants side by side
+            for k in VARIANT_FIGURES:
+                for r in self.runs:
+                    out[f"{r.label}.{k}"] = r.figures[k]
+        else:
+            for r in self.runs:
+                for k in _HERD_FIGURES:
+                    out[f"{r.label}.{k}"] = r.figures[k]
         first = self.runs[0].figures
         for k in ("tenants", "events_generated", "events_accepted"):
             out[k] = first[k]
