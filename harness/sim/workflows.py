@@ -5,7 +5,7 @@ Duplicates node behind its Webhook node, keyed on the delivery's `idempotency_ke
 chooses with `n8n.dedupe` whether that node runs (`true`: the samples as shipped) or is switched
 off (`false`, the default: what a workflow without dedupe does, every execution takes effect). A
 switched-off node is `disabled`, as in n8n's editor: it passes its items through and leaves no
-history, so the workflows answer exactly as they did before they had the node.
+history, so every call runs the whole workflow and is answered as a first call.
 
 `effects` counts, per idempotency key (the delivery's, as the call's header carried it), the
 calls whose execution took effect: the fake's journal says for each call whether its workflow
