@@ -125,3 +125,18 @@ def test_the_catalogue_scenario_shows_both_variants() -> None:
     assert without["duplicate_effects"] > 0
     again = run_scenario(find_scenario("duplicate-effects"), determinism=False)
     assert again.trace_hash == outcome.trace_hash
+
+
+def test_a_dedupe_comparison_without_duplicates_shows_nothing_and_fails() -> None:
+    # No slow n8n, no crash: nothing is sent twice, so the plain variant cannot break the
+    # invariant, and the comparison says the scenario shows nothing about the node.
+    scenario = make(
+        traffic={"events": 20, "duration": 120},
+        comparison={"kind": "dedupe"},
+        invariants={"only": ["exactly_once_effect"]},
+    )
+    outcome = run_scenario(scenario)
+    shown = {i.name: i for i in outcome.invariants}["exactly_once_effect_without_dedupe"]
+    assert not shown.passed
+    assert "but it held" in shown.details
+    assert not outcome.passed
