@@ -217,7 +217,8 @@ class _Run:
                 "n8n",
                 f"#{e.seq} t={e.t:.6f} {e.tenant} {e.path} key={e.idempotency_key} "
                 f"in_flight={e.in_flight} fault={e.fault} status={e.status} outcome={e.outcome} "
-                f"ran={e.ran}",
+                # Only a Remove Duplicates drop adds a word: runs without dedupe keep their hash.
+                f"ran={e.ran}" + (" dropped" if e.dropped else ""),
             )
 
 
