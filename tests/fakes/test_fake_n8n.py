@@ -69,11 +69,14 @@ async def test_the_samples_answer_a_duplicate_key_2xx_and_drop_it(
     target: Target, path: str, first: tuple[int, bytes], duplicate: tuple[int, bytes] | None
 ) -> None:
     # Remove Duplicates behind each sample webhook; each response mode answers a duplicate 2xx.
-    answers = []
+    # The answers (status, body, Content-Type) are those of n8n 2.8.4 with the same samples.
+    answers, types = [], set()
     for key in ("k1", "k1", "k2"):
         r = await target.post(path, json={"idempotency_key": key})
         answers.append((r.status_code, r.content))
+        types.add(r.headers["content-type"])
     assert answers == [first, duplicate or first, first]
+    assert types == {"application/json; charset=utf-8"}  # as n8n 2.8.4 answers all three
     entries = target.fake.journal.entries()
     assert [(e.ran, e.dropped) for e in entries] == [(True, False), (True, True), (True, False)]
     assert target.fake.executions.effects() == {"k1": 1, "k2": 1}
