@@ -20,7 +20,7 @@ def test_smoke_passes_and_writes_results(tmp_path: Path) -> None:
     assert "ok" in out.getvalue()
     doc = json.loads((tmp_path / "results.json").read_text())
     assert doc["schema"] == SCHEMA
-    assert doc["schema_version"] == 1
+    assert doc["schema_version"] == 2
     (sc,) = doc["scenarios"]
     assert sc["passed"] is True
     assert len(sc["trace_hash"]) == 64

@@ -204,3 +204,28 @@ def test_the_chaos_summary_claims_nothing_a_model_scenario_did_not_measure() -> 
     # Events of both variants' runs beside the delivered and calls summed over them.
     assert herd_line.split()[3:8] == ["1200", "1080", "120", "12184", "600"]
     assert "none | False | 600 | 600 | 6092 | never |" in "\n".join(lines)
+
+
+def test_the_chaos_summary_shows_aws_occ_at_100_clients_and_says_so() -> None:
+    from harness.cli.chaos import summary_table
+
+    rows = [[s, n, float(n), 1.0] for s in ("full", "equal") for n in (10, 100, 190)]
+    occ = {
+        "name": "aws-occ",
+        "invariants": [{"passed": True}],
+        "simulated_seconds": 3600.0,
+        "wall_seconds": 1.0,
+        "trace_hash": "a" * 64,
+        "figures": {},
+        "comparison": {
+            "kind": "aws-occ",
+            "columns": ["strategy", "clients", "calls", "completion_s"],
+            "rows": rows,
+        },
+    }
+    text = summary_table([occ])
+    assert "full | 100 | 100 | 1" in text
+    assert "equal | 100 | 100 | 1" in text
+    assert "| 190 |" not in text
+    assert "| 10 |" not in text
+    assert "(rows at 100 clients; all 6 rows are in results.json)" in text

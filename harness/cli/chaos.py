@@ -407,11 +407,29 @@ def summary_table(scenarios: Sequence[Mapping[str, Any]]) -> str:
         )
         if comparison is not None:
             lines.append("    " + " | ".join(str(c) for c in comparison["columns"]))
-            for row in comparison["rows"]:
+            rows, note = _shown_rows(comparison)
+            for row in rows:
                 lines.append("    " + " | ".join(_cell(v) for v in row))
+            if note:
+                lines.append(f"    {note}")
             if "verdict" in comparison:
                 lines.append(f"    {comparison['verdict']}")
     return "\n".join(lines) + "\n"
+
+
+def _shown_rows(comparison: Mapping[str, Any]) -> tuple[list[Any], str]:
+    """The comparison rows worth a terminal: aws-occ's at 100 clients (else its largest count;
+    it has one row per strategy and client count), every row of the others."""
+    rows = list(comparison["rows"])
+    if comparison["kind"] != "aws-occ" or "clients" not in comparison["columns"]:
+        return rows, ""
+    at = comparison["columns"].index("clients")
+    counts = {r[at] for r in rows}
+    shown = 100 if 100 in counts else max(counts, default=0)
+    chosen = [r for r in rows if r[at] == shown]
+    if len(chosen) == len(rows):
+        return rows, ""
+    return chosen, f"(rows at {shown} clients; all {len(rows)} rows are in results.json)"
 
 
 def _cell(value: object) -> str:

@@ -328,13 +328,26 @@ def arrival_bucket(points: Sequence[TimePoint]) -> float:
 def arrival_rates(
     points: Sequence[TimePoint],
 ) -> list[tuple[str, float, list[tuple[float, float]]]]:
-    """Per line: (label, bucket seconds, [(t, count / bucket)]), each line's bucket its own."""
+    """Per line: (label, bucket seconds, [(t, count / bucket)]), each line's bucket its own.
+
+    Results record only the buckets that saw arrivals; the empty buckets between (and the one
+    after the last) are zeros here, so a herd retrying in lockstep is drawn as the spikes it
+    is, not as a line gliding from one spike to the next."""
     out: list[tuple[str, float, list[tuple[float, float]]]] = []
     for label, pts in arrival_lines(points):
         mine = [p for p in points if ", ".join(x for x in (p.group, p.variant) if x) == label]
         bucket = arrival_bucket(mine)
-        out.append((label, bucket, [(t, v / bucket) for t, v in pts]))
+        out.append((label, bucket, [(t, v / bucket) for t, v in _with_empty(pts, bucket)]))
     return out
+
+
+def _with_empty(pts: Sequence[tuple[float, float]], bucket: float) -> list[tuple[float, float]]:
+    """`pts` (bucket starts, ascending) with a zero at every bucket start no point holds."""
+    if not pts:
+        return []
+    held = {round(t / bucket): (t, v) for t, v in pts}
+    first, last = min(held), max(held)
+    return [held.get(k, (k * bucket, 0.0)) for k in range(first, last + 2)]
 
 
 def arrival_variants(points: Sequence[TimePoint]) -> list[str]:

@@ -192,8 +192,30 @@ def _replay_finding(report: Report) -> Finding:
     )
 
 
+_HARDLY: Final = 0.9
+"""The additive jitter "hardly spreads a herd" when it saves under 10 % of no jitter's calls."""
+
+
+def _herd_title(c: Comparison, rows: Sequence[Sequence[Cell]]) -> str:
+    """The finding's title: a claim about the additive jitter only when the numbers make it."""
+    col = _find_col(c, "calls")
+    calls = {_name(r): _num(r[col]) for r in rows} if col is not None else {}
+    additive, none = calls.get("additive"), calls.get("none")
+    if additive is None or none is None or none <= 0:
+        return "Jitter: the Step 06 design's additive 0.1 x base jitter against real jitter"
+    if additive >= _HARDLY * none:
+        return (
+            "Jitter: the Step 06 design's additive 0.1 x base jitter hardly spreads a herd "
+            f"({fmt_num(additive)} calls to n8n against no jitter's {fmt_num(none)})"
+        )
+    return (
+        "Jitter: the Step 06 design's additive 0.1 x base jitter, "
+        f"{fmt_num(additive)} calls to n8n against no jitter's {fmt_num(none)}"
+    )
+
+
 def _herd_finding(report: Report) -> Finding:
-    title = "Jitter: the Step 06 design's additive 0.1 x base jitter hardly spreads a herd"
+    title = "Jitter: the Step 06 design's additive 0.1 x base jitter against real jitter"
     step06_words = (
         "The Step 06 design waits `base * 2^attempt + random() * 0.1 * base`: the random part "
         "is a tenth of the base delay, so clients that failed together retry together, in "
@@ -220,6 +242,7 @@ def _herd_finding(report: Report) -> Finding:
     budget = next((i for i, col in enumerate(c.columns) if "budget" in col.lower()), None)
     if budget is not None:
         rows = [r for r in rows if not r[budget]] or rows
+    title = _herd_title(c, rows)
     evidence = tuple((row_label(c, r), _row_metrics(c, r)) for r in c.rows)
     cond = " with the retry budget off" if budget is not None else ""
     sentences: list[str] = []

@@ -18,15 +18,18 @@ __all__ = ["arrivals", "breakers", "dlq", "retry_delays"]
 _MAX_LANES: Final = 24
 
 
-def retry_delays(s: Scenario, ids: hb.Ids) -> Iterator[str]:
+def retry_delays(s: Scenario, ids: hb.Ids) -> Iterator[hb.Block]:
     groups = an.delays_by_strategy(s.series.retry_delays)
     if not groups:
         return
-    yield "<h3>Retry delays against their bounds, per strategy</h3>"
+    yield hb.Heading(3, "Retry delays against their bounds, per strategy")
     for g in groups:
-        yield (
-            f"<h4>Strategy {hb.esc(g.strategy)}: {g.count:,} delays, "
-            f"{hb.verdict(g.outside == 0, 'all inside bounds', f'{g.outside} outside bounds')}</h4>"
+        yield hb.Heading(
+            4,
+            (
+                f"Strategy {g.strategy}: {g.count:,} delays, ",
+                hb.Mark(g.outside == 0, "all inside bounds", f"{g.outside} outside bounds"),
+            ),
         )
         rows = [
             [
@@ -88,17 +91,17 @@ def retry_delays(s: Scenario, ids: hb.Ids) -> Iterator[str]:
             )
             yield hb.pair(hist, htable, "A flat histogram between the markers means well-spread.")
         else:
-            yield (
-                f"<p>Strategy {hb.esc(g.strategy)} has no jitter: every delay's low and high bound "
-                "coincide, so there is no spread to draw.</p>"
+            yield hb.Para(
+                f"Strategy {g.strategy} has no jitter: every delay's low and high bound "
+                "coincide, so there is no spread to draw."
             )
 
 
-def breakers(s: Scenario, ids: hb.Ids) -> Iterator[str]:
+def breakers(s: Scenario, ids: hb.Ids) -> Iterator[hb.Block]:
     if not s.series.breaker_timeline:
         return
     lanes = an.breaker_lanes(s.series.breaker_timeline, an.run_length(s))
-    yield "<h3>Breaker state per tenant over simulated time</h3>"
+    yield hb.Heading(3, "Breaker state per tenant over simulated time")
     end = max([an.run_length(s), *(seg[1] for _, segs in lanes for seg in segs)])
     states = sorted(
         {seg[2] for _, segs in lanes for seg in segs},
@@ -165,12 +168,12 @@ def _variant_title(variant: str, variants: Sequence[str]) -> str:
     return f"Variant {variant}"
 
 
-def dlq(s: Scenario, ids: hb.Ids) -> Iterator[str]:
+def dlq(s: Scenario, ids: hb.Ids) -> Iterator[hb.Block]:
     all_depth = sorted(s.series.dlq_depth, key=lambda p: p.t)
     all_purges = [p for p in sorted(s.series.dlq_purges, key=lambda p: p.t) if p.value > 0]
     if not all_depth and not all_purges:
         return
-    yield "<h3>Dead-letter queue: visible depth, TTL expiry and purges</h3>"
+    yield hb.Heading(3, "Dead-letter queue: visible depth, TTL expiry and purges")
     ttl = [(k, v) for k, v in s.figures.items() if "ttl" in k.lower()]
     ttl_words = "; ".join(f"{an.humanize(k)} {svg.fmt_num(v)}" for k, v in ttl)
     end = max([an.run_length(s), *(p.t for p in all_depth), *(p.t for p in all_purges)])
@@ -179,7 +182,7 @@ def dlq(s: Scenario, ids: hb.Ids) -> Iterator[str]:
         heading = _variant_title(variant, variants)
         where = f" ({heading.lower()})" if heading else ""
         if heading:
-            yield f"<h4>{hb.esc(heading)}</h4>"
+            yield hb.Heading(4, heading)
         depth_pts = [p for p in all_depth if p.variant == variant]
         purges = [p for p in all_purges if p.variant == variant]
         lines = [
@@ -227,22 +230,22 @@ def dlq(s: Scenario, ids: hb.Ids) -> Iterator[str]:
         caption = "Depth drops at each entry's TTL expiry; purges then remove the expired rows."
         if ttl_words:
             caption += f" ({ttl_words}.)"
-        yield hb.pair(chart, table + ptable, caption)
+        yield hb.pair(chart, [table, ptable], caption)
 
 
-def arrivals(s: Scenario, ids: hb.Ids) -> Iterator[str]:
+def arrivals(s: Scenario, ids: hb.Ids) -> Iterator[hb.Block]:
     if not s.series.arrivals:
         return
     herd = s.comparison is not None and s.comparison.kind == "herd"
     several = herd or len({p.group for p in s.series.arrivals}) > 1
     what = " per jitter strategy" if several else ""
-    yield f"<h3>Arrivals per second at n8n{what}</h3>"
+    yield hb.Heading(3, f"Arrivals per second at n8n{what}")
     variants = an.arrival_variants(s.series.arrivals)
     for variant in variants:
         heading = _variant_title(variant, variants)
         where = f" ({heading.lower()})" if heading else ""
         if heading:
-            yield f"<h4>{hb.esc(heading)}</h4>"
+            yield hb.Heading(4, heading)
         points = [p for p in s.series.arrivals if p.variant == variant]
         rates = an.arrival_rates(points)
         counts = an.arrival_lines(points)
@@ -282,9 +285,9 @@ def arrivals(s: Scenario, ids: hb.Ids) -> Iterator[str]:
                     g,
                     svg.fmt_duration(bucket),
                     svg.fmt_num(max(v for _, v in pts)),
-                    svg.fmt_duration(max(pts, key=lambda p: (p[1], -p[0]))[0], end),
+                    svg.fmt_duration(max(pts, key=lambda p: (p[1], -p[0]))[0]),
                     svg.fmt_num(sum(v for _, v in raw)),
-                    svg.fmt_duration(max((t for t, v in raw if v > 0), default=0.0), end),
+                    svg.fmt_duration(max((t for t, v in raw if v > 0), default=0.0)),
                 ]
                 for (g, pts), (_, raw), (_, bucket, _) in zip(named, counts, rates, strict=True)
             ],
@@ -297,4 +300,4 @@ def arrivals(s: Scenario, ids: hb.Ids) -> Iterator[str]:
             bt.rows,
             numeric=range(1, len(bt.columns)),
         )
-        yield hb.pair(chart, summary + table, f"Arrivals per second at n8n{where}{per}.")
+        yield hb.pair(chart, [summary, table], f"Arrivals per second at n8n{where}{per}.")

@@ -12,7 +12,7 @@ from harness.report.model import Comparison, LoadResults, Scenario
 __all__ = ["comparison", "load"]
 
 
-def comparison(s: Scenario, c: Comparison, ids: hb.Ids) -> Iterator[str]:
+def comparison(s: Scenario, c: Comparison, ids: hb.Ids) -> Iterator[hb.Block]:
     if c.kind == "aws-occ":
         yield from html_study.occ_section(s, c, ids)
         return
@@ -22,7 +22,7 @@ def comparison(s: Scenario, c: Comparison, ids: hb.Ids) -> Iterator[str]:
         "dedupe": "Dedupe comparison: duplicates sent versus duplicate effects, with and "
         "without n8n's Remove Duplicates node",
     }.get(c.kind, f"Comparison: {c.kind}")
-    yield f"<h3>{hb.esc(title)}</h3>"
+    yield hb.Heading(3, title)
     nums = an.numeric_columns(c)
     table = hb.table(
         f"{c.kind} comparison in {s.name}: variants (rows) by measure (columns)",
@@ -32,7 +32,7 @@ def comparison(s: Scenario, c: Comparison, ids: hb.Ids) -> Iterator[str]:
     )
     labels = [an.row_label(c, r) for r in c.rows]
     keys = [i for i in range(len(c.columns)) if i not in nums]
-    charts: list[str] = []
+    charts: list[svg.Chart] = []
     for i in nums:
         col = an.words(c.columns[i])
         vals = [_as_float(r[i]) for r in c.rows]
@@ -66,16 +66,21 @@ def comparison(s: Scenario, c: Comparison, ids: hb.Ids) -> Iterator[str]:
     if not charts:
         yield table
         return
-    yield hb.pair(charts[0], table, f"{an.words(c.columns[nums[0]])} per variant.")
+    yield hb.pair(charts[0], table, _capital(f"{an.words(c.columns[nums[0]])} per variant."))
     for ch, i in zip(charts[1:], nums[1:], strict=True):
         col = an.words(c.columns[i])
         small = hb.table(
-            f"{col} per variant",
+            _capital(f"{col} per variant"),
             ("variant", col),
             [[lb, _cell(c, i, r[i])] for lb, r in zip(labels, c.rows, strict=True)],
             numeric=(1,),
         )
-        yield hb.pair(ch, small, f"{col} per variant.")
+        yield hb.pair(ch, small, _capital(f"{col} per variant."))
+
+
+def _capital(text: str) -> str:
+    """A caption starts with a capital, like every other sentence on the page."""
+    return text[:1].upper() + text[1:]
 
 
 def _as_float(v: object) -> float | None:
@@ -98,12 +103,15 @@ def _key_text(c: Comparison, i: int, row: Sequence[object]) -> str:
     return "" if v is None else str(v)
 
 
-def load(lr: LoadResults, n: int, ids: hb.Ids, slug: str) -> Iterator[str]:
-    yield f'<section class="load" id="{slug}" aria-labelledby="{slug}-h">'
+def load(lr: LoadResults, n: int, ids: hb.Ids, slug: str) -> hb.Section:
     suffix = f" {n}" if n else ""
-    yield (f'<h2 id="{slug}-h">Load test{suffix} {hb.verdict(lr.passed, "passed", "failed")}</h2>')
+    heading = (f"Load test{suffix} ", hb.Mark(lr.passed, "passed", "failed"))
+    return hb.Section(slug, heading, list(_load_blocks(lr, ids)), "load")
+
+
+def _load_blocks(lr: LoadResults, ids: hb.Ids) -> Iterator[hb.Block]:
     if lr.command:
-        yield f"<p>Reproduce with <code>{hb.esc(lr.command)}</code></p>"
+        yield hb.Para(("Reproduce with ", hb.Code(lr.command)))
     if lr.config:
         yield hb.table(
             "Load configuration",
@@ -116,27 +124,25 @@ def load(lr: LoadResults, n: int, ids: hb.Ids, slug: str) -> Iterator[str]:
             ("threshold", "verdict", "limit", "measured"),
             [
                 [
-                    hb.esc(t.name),
-                    hb.verdict(t.passed, "met", "missed"),
+                    t.name,
+                    (hb.Mark(t.passed, "met", "missed"),),
                     svg.fmt_num(t.limit),
                     svg.fmt_num(t.value),
                 ]
                 for t in lr.threshold_results
             ],
             numeric=(2, 3),
-            raw=True,
         )
     if lr.invariants:
         yield from hb.invariants_table(lr.invariants, "Load-test invariants")
     yield from _load_stats(lr, ids)
     yield from _load_history(lr, ids)
-    yield "</section>"
 
 
-def _load_stats(lr: LoadResults, ids: hb.Ids) -> Iterator[str]:
+def _load_stats(lr: LoadResults, ids: hb.Ids) -> Iterator[hb.Block]:
     """Latency percentiles per endpoint: a bar chart beside the request table."""
     if lr.stats:
-        yield "<h3>Latency percentiles per endpoint</h3>"
+        yield hb.Heading(3, "Latency percentiles per endpoint")
         names = [f"{st.method} {st.name}".strip() for st in lr.stats]
         chart = svg.bar_chart(
             chart_id=ids.chart(),
@@ -175,11 +181,11 @@ def _load_stats(lr: LoadResults, ids: hb.Ids) -> Iterator[str]:
         yield hb.pair(chart, table, "Latency percentiles per endpoint.")
 
 
-def _load_history(lr: LoadResults, ids: hb.Ids) -> Iterator[str]:
+def _load_history(lr: LoadResults, ids: hb.Ids) -> Iterator[hb.Block]:
     """Latency, throughput and users over the run."""
     if lr.history:
         hist = sorted(lr.history, key=lambda p: p.t)
-        yield "<h3>Latency and throughput over time</h3>"
+        yield hb.Heading(3, "Latency and throughput over time")
         lat = [
             ("p50 ms", [(p.t, p.p50) for p in hist if p.p50 is not None]),
             ("p95 ms", [(p.t, p.p95) for p in hist if p.p95 is not None]),
@@ -224,7 +230,7 @@ def _over_time(
     desc: str,
     y_label: str,
     name: str,
-) -> str:
+) -> hb.Figure:
     """A line chart of load-run series over time, with its table of bucket means beside it."""
     chart = svg.line_chart(
         chart_id=ids.chart(),

@@ -10,19 +10,12 @@ from collections.abc import Callable
 from typing import Any, Final, cast
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from harness.report import scales
+from harness.report.html_blocks import code_spans
 
-__all__ = ["Markup", "block", "md_code", "render_page"]
-
-
-def md_code(text: object) -> Markup:
-    """Escape (control characters dropped), then render `backticked` spans as code."""
-    parts = scales.clean(text).split("`")
-    return Markup("").join(
-        Markup("<code>{}</code>").format(p) if i % 2 else escape(p) for i, p in enumerate(parts)
-    )
+__all__ = ["Markup", "px", "render_chart", "render_page", "render_section"]
 
 
 def _clean(value: object) -> object:
@@ -41,12 +34,30 @@ _ENV: Final = Environment(
     keep_trailing_newline=True,
     finalize=_clean,
 )
-_ENV.filters["code"] = md_code
+_ENV.filters["code"] = code_spans
 
 
-def block(name: str) -> Callable[..., Markup]:
-    """A macro of blocks.html.j2 (`table`, `pair`, `mark`), callable from Python."""
-    return cast(Callable[..., Markup], getattr(_ENV.get_template("blocks.html.j2").module, name))
+def px(v: float) -> str:
+    """A chart coordinate: an integer as it is, anything else to one decimal (never `-0.0`)."""
+    if isinstance(v, int):
+        return str(v)
+    s = f"{v:.1f}"
+    return "0.0" if s == "-0.0" else s
+
+
+_ENV.filters["px"] = px
+
+
+def render_chart(chart: object) -> Markup:
+    """One chart (a `marks.Chart`) as inline SVG, from chart.svg.j2."""
+    draw = cast(Callable[[object], Markup], _ENV.get_template("chart.svg.j2").module.chart)  # type: ignore[attr-defined]
+    return draw(chart)
+
+
+def render_section(section: object) -> Markup:
+    """One section (an `html_blocks.Section`), from blocks.html.j2."""
+    draw = _ENV.get_template("blocks.html.j2").module.section  # type: ignore[attr-defined]
+    return cast(Markup, draw(section))
 
 
 def render_page(**context: Any) -> str:

@@ -17,7 +17,9 @@ from harness.report.options import BUILT_IN, ReportOptions
 __all__ = ["REPORT_SCHEMA", "REPORT_SCHEMA_VERSION", "render_json", "report_dict"]
 
 REPORT_SCHEMA: Final = "reliability-harness/report"
-REPORT_SCHEMA_VERSION: Final = 1
+REPORT_SCHEMA_VERSION: Final = 2
+"""2 since issue 19: findings carry `step06_design` (was `seed_design`), the report its `title`,
+comparisons their `checks`."""
 
 
 def _invariant(i: Invariant) -> dict[str, Any]:
@@ -90,6 +92,10 @@ def _scenario(s: Scenario) -> dict[str, Any]:
             "kind": s.comparison.kind,
             "columns": list(s.comparison.columns),
             "rows": [list(r) for r in s.comparison.rows],
+            "checks": [
+                {"claim": c.claim, "held": c.held, "numbers": c.numbers}
+                for c in s.comparison.checks
+            ],
         },
     }
 

@@ -15,10 +15,11 @@ __all__ = [
     "CHAOS_SCHEMA",
     "LOAD_SCHEMA",
     "RESULTS_FILENAME",
-    "SUPPORTED_VERSION",
+    "SUPPORTED_VERSIONS",
     "BreakerPoint",
     "Cell",
     "ChaosResults",
+    "Check",
     "Comparison",
     "Invariant",
     "LoadPoint",
@@ -38,7 +39,10 @@ __all__ = [
 
 CHAOS_SCHEMA: Final = "reliability-harness/chaos-results"
 LOAD_SCHEMA: Final = "reliability-harness/load-results"
-SUPPORTED_VERSION: Final = 1
+SUPPORTED_VERSIONS: Final = {CHAOS_SCHEMA: (1, 2), LOAD_SCHEMA: (1,)}
+"""The versions of each results schema this report reads. Chaos results version 2 (issue 19)
+writes `null` where version 1 wrote `-1` (no `--seed`, a time that never came) and renames the
+`seed_*` figures and the herd's `matches_study`; version 1 files still read."""
 RESULTS_FILENAME: Final = "results.json"
 
 Cell = str | int | float | bool | None
@@ -112,8 +116,17 @@ class Series:
 
 
 @dataclass(frozen=True, slots=True)
+class Check:
+    """One claim a comparison's verdict makes, whether it held, and the numbers it rests on."""
+
+    claim: str
+    held: bool
+    numbers: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Comparison:
-    """A seed-versus-fixed comparison table: `kind` is "herd" or "replay"."""
+    """A comparison table: `kind` is "herd", "replay" or "aws-occ"."""
 
     kind: str
     columns: tuple[str, ...]
@@ -121,6 +134,8 @@ class Comparison:
     verdict: str = ""
     """The producer's own reading of the table (herd: how it compares with the AWS study)."""
     matches_study: bool | None = None
+    checks: tuple[Check, ...] = ()
+    """The verdict claim by claim (aws-occ), when the producer wrote them."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,25 +1,38 @@
 """What a team chooses about its report: the title, its own front text, the built-in findings.
 
 `ReportOptions` travels from the command line (`report --title`, `--about FILE.md`,
-`--no-findings`) to every renderer. `about_html` turns the team's Markdown into markup for the
-page: a small, safe subset (headings, paragraphs, bullet lists, `code`, **bold**, links), every
-character escaped first, so a front text can never inject markup or scripts into the report.
+`--no-findings`) to every renderer. `about_blocks` reads the team's Markdown as the page's
+blocks: a small, safe subset (headings, paragraphs, bullet lists, `code`, **bold**, links), which
+the templates escape like every other text, so a front text can never inject markup or scripts.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from html import escape
 from typing import Final
 
-__all__ = ["BUILT_IN", "DEFAULT_TITLE", "ReportOptions", "about_html"]
+from harness.report.html_blocks import (
+    Block,
+    Bullets,
+    Code,
+    Heading,
+    Inline,
+    Link,
+    Para,
+    Rich,
+    Strong,
+)
+
+__all__ = ["BUILT_IN", "DEFAULT_TITLE", "ReportOptions", "about_blocks"]
 
 DEFAULT_TITLE: Final = "Reliability report"
 
 # Only web, in-page and relative links: no scheme but http(s), so never `javascript:`.
-_LINK: Final = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+|#[^)\s]*|[\w./-][^):\s]*)\)")
-_BOLD: Final = re.compile(r"\*\*(.+?)\*\*")
+_INLINE: Final = re.compile(
+    r"\*\*(.+?)\*\*|\[([^\]]+)\]\((https?://[^)\s]+|#[^)\s]*|[\w./-][^):\s]*)\)"
+)
+"""**bold**, or a [link](target)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,31 +50,36 @@ BUILT_IN: Final = ReportOptions()
 """The report as built in: default title, no front text, the built-in findings shown."""
 
 
-def _inline(text: str) -> str:
-    parts = escape(text, quote=True).split("`")
-    out: list[str] = []
-    for i, part in enumerate(parts):
+def _inline(text: str) -> Rich:
+    """`code`, **bold** and [links](target) as inline pieces; everything else stays text."""
+    out: list[Inline] = []
+    for i, part in enumerate(text.split("`")):
         if i % 2:
-            out.append(f"<code>{part}</code>")
+            out.append(Code(part))
             continue
-        part = _BOLD.sub(r"<strong>\1</strong>", part)
-        out.append(_LINK.sub(r'<a href="\2">\1</a>', part))
-    return "".join(out)
+        at = 0
+        for m in _INLINE.finditer(part):
+            out.append(part[at : m.start()])
+            bold, label, href = m.group(1), m.group(2), m.group(3)
+            out.append(Strong(bold) if bold is not None else Link(href, label))
+            at = m.end()
+        out.append(part[at:])
+    return tuple(x for x in out if x != "")
 
 
-def about_html(markdown: str) -> str:
-    """The Markdown subset as HTML: `#`..`###` headings (shown one level under the page's
+def about_blocks(markdown: str) -> list[Block]:
+    """The Markdown subset as blocks: `#`..`###` headings (shown one level under the page's
     sections), `-`/`*` bullet lists, blank-line separated paragraphs."""
-    blocks: list[str] = []
+    blocks: list[Block] = []
     para: list[str] = []
     items: list[str] = []
 
     def flush() -> None:
         if para:
-            blocks.append(f"<p>{_inline(' '.join(para))}</p>")
+            blocks.append(Para(_inline(" ".join(para))))
             para.clear()
         if items:
-            blocks.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in items) + "</ul>")
+            blocks.append(Bullets(tuple(_inline(i) for i in items)))
             items.clear()
 
     for raw in markdown.splitlines():
@@ -71,8 +89,7 @@ def about_html(markdown: str) -> str:
         if not line or heading:
             flush()
         if heading:
-            level = len(heading.group(1)) + 2
-            blocks.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
+            blocks.append(Heading(len(heading.group(1)) + 2, _inline(heading.group(2))))
         elif bullet:
             if para:
                 flush()
@@ -82,4 +99,4 @@ def about_html(markdown: str) -> str:
                 flush()
             para.append(line)
     flush()
-    return "\n".join(blocks)
+    return blocks

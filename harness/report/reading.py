@@ -20,10 +20,11 @@ from harness.report.model import (
     CHAOS_SCHEMA,
     LOAD_SCHEMA,
     RESULTS_FILENAME,
-    SUPPORTED_VERSION,
+    SUPPORTED_VERSIONS,
     BreakerPoint,
     Cell,
     ChaosResults,
+    Check,
     Comparison,
     Invariant,
     JSONValue,
@@ -197,10 +198,12 @@ def results_from(doc: object, path: Path) -> ChaosResults | LoadResults:
     if schema not in (CHAOS_SCHEMA, LOAD_SCHEMA):
         r.fail("schema", f"expected {CHAOS_SCHEMA!r} or {LOAD_SCHEMA!r}, got {_kind(schema)}")
     version = top.get("schema_version")
-    if version != SUPPORTED_VERSION:
+    readable = SUPPORTED_VERSIONS[str(schema)]
+    if isinstance(version, bool) or version not in readable:
+        versions = " and ".join(str(v) for v in readable)
         r.fail(
             "schema_version",
-            f"this report reads version {SUPPORTED_VERSION} of {schema}, got {_kind(version)}; "
+            f"this report reads version {versions} of {schema}, got {_kind(version)}; "
             "regenerate the results with this version of reliability-harness",
         )
     if schema == CHAOS_SCHEMA:
@@ -341,7 +344,21 @@ def _comparison(r: _Reader, v: JSONValue, key: str) -> Comparison | None:
         rows=tuple(rows),
         verdict=r.str_(o, "verdict", key, default=""),
         matches_study=matches,
+        checks=_checks(r, o, key),
     )
+
+
+def _checks(r: _Reader, o: dict[str, JSONValue], key: str) -> tuple[Check, ...]:
+    """The optional `checks` list: `{"claim": str, "held": bool, "numbers": str}` each."""
+    checks_key = _join(key, "checks")
+    out: list[Check] = []
+    for i, c in enumerate(r.objects(o, "checks", key)):
+        at = f"{checks_key}[{i}]"
+        held = c.get("held")
+        if not isinstance(held, bool):
+            r.fail(_join(at, "held"), f"expected true or false, got {_kind(held)}")
+        out.append(Check(r.str_(c, "claim", at), held, r.str_(c, "numbers", at, default="")))
+    return tuple(out)
 
 
 def _bad(r: _Reader, key: str, expected: str, v: JSONValue) -> NoReturn:

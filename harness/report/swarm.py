@@ -10,12 +10,14 @@ files come: two shards merged give the same summary as one run over the same see
 
 from __future__ import annotations
 
-import html
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
+
+from harness.report import html_blocks as hb
+from harness.report.jinja import render_section
 
 __all__ = [
     "SWARM_VERSION",
@@ -158,36 +160,42 @@ def _pairs(counts: Mapping[str, int]) -> str:
 
 def render_swarm_html(summary: Mapping[str, Any]) -> str:
     """The summary as an HTML section (no scripts, like the rest of the report)."""
-    e = html.escape
-    rows = "".join(
-        f"<tr><td><code>{e(name)}</code></td><td>{r['runs']}</td><td>{r['held']}</td>"
-        f"<td>{r['broken']}</td><td>{r['checked']}</td></tr>"
+    rows: list[list[hb.Rich]] = [
+        [(hb.Code(name),), str(r["runs"]), str(r["held"]), str(r["broken"]), str(r["checked"])]
         for name, r in summary["invariants"].items()
-    )
-    parts = [
-        '<section aria-labelledby="swarm-h"><h2 id="swarm-h">Swarm</h2>',
-        f"<p>{summary['runs']} generated runs (seeds {e(summary['seeds'] or 'none')}), "
-        f"{summary['passed']} with every invariant holding.</p>",
-        "<table><thead><tr><th>invariant</th><th>runs</th><th>held</th><th>broken</th>"
-        f"<th>facts checked</th></tr></thead><tbody>{rows}</tbody></table>",
-        f"<p>Fault kinds enabled (runs): {e(_pairs(summary['kinds']))}</p><ul>",
-        *(f"<li>{e(k)}: {e(_pairs(v))}</li>" for k, v in summary["params"].items()),
-        f"</ul><p>Coverage (times reached over all runs): {e(_pairs(summary['coverage']))}</p>",
+    ]
+    blocks: list[hb.Block] = [
+        hb.Para(
+            f"{summary['runs']} generated runs (seeds {summary['seeds'] or 'none'}), "
+            f"{summary['passed']} with every invariant holding."
+        ),
+        hb.table(
+            "Invariants over the swarm's runs",
+            ("invariant", "runs", "held", "broken", "facts checked"),
+            rows,
+            numeric=(1, 2, 3, 4),
+        ),
+        hb.Para(f"Fault kinds enabled (runs): {_pairs(summary['kinds'])}"),
+        hb.Bullets([f"{k}: {_pairs(v)}" for k, v in summary["params"].items()]),
+        hb.Para(f"Coverage (times reached over all runs): {_pairs(summary['coverage'])}"),
     ]
     if summary["unreached"]:
-        parts.append(f"<p>Not reached by any run: {e(', '.join(summary['unreached']))}</p>")
+        blocks.append(hb.Para(f"Not reached by any run: {', '.join(summary['unreached'])}"))
     if summary["failures"]:
-        parts.append("<h3>Failures</h3><ul>")
+        blocks.append(hb.Heading(3, "Failures"))
+        items: list[hb.Rich] = []
         for f in summary["failures"]:
             rep = f["reproducer"]
-            shrunk = f"; shrunk: <code>{e(rep['command'])}</code>" if rep else ""
-            parts.append(
-                f"<li>seed {f['seed']}: {e(', '.join(f['broken']))}: {e(f['details'])}; "
-                f"rerun: <code>{e(f['command'])}</code>{shrunk}</li>"
+            shrunk: tuple[hb.Inline, ...] = ("; shrunk: ", hb.Code(rep["command"])) if rep else ()
+            items.append(
+                (
+                    f"seed {f['seed']}: {', '.join(f['broken'])}: {f['details']}; rerun: ",
+                    hb.Code(f["command"]),
+                    *shrunk,
+                )
             )
-        parts.append("</ul>")
-    parts.append("</section>")
-    return "".join(parts)
+        blocks.append(hb.Bullets(items))
+    return str(render_section(hb.Section("swarm", "Swarm", blocks)))
 
 
 def read_swarm_sections(paths: Sequence[Path]) -> list[dict[str, Any]]:

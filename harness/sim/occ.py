@@ -7,7 +7,8 @@ start again (a fresh read, a fresh write). Every message crosses a network whose
 |Normal(10 ms, 2 ms)|; backoff starts from 5 ms, capped at 2 s. Work is the number of writes the
 item received (calls); time is when the last client succeeded. This is the model of the post's
 public simulator (`aws-samples/aws-arch-backoff-simulator`, `src/backoff_simulator.py`), here
-driven by the service's own `Backoff` strategies on the harness's virtual clock.
+driven by the service's own `Backoff` strategies on the harness's virtual clock: each message's
+arrival is a timer on the virtual event loop, so the loop's clock orders every read and write.
 
 The simulator numbers a client's failures from 1 and waits `backoff(n)` with
 `expo(n) = min(cap, base * 2**n)`; the same wait is `Backoff.delay(attempt=n)` here, so the
@@ -53,59 +54,78 @@ class OccPoint:
     completion_s: float
 
 
-class _Item:
-    """The one row every client writes: a version, and the count of writes it received."""
+class _Contest:
+    """One run: the one row every client writes (its version, the writes it received), and its
+    clients as timer callbacks on the virtual loop (a coroutine per client would cost several
+    times as much per message, and the post's client counts send millions of messages)."""
 
-    __slots__ = ("calls", "version")
+    __slots__ = (
+        "calls",
+        "completion_s",
+        "done",
+        "loop",
+        "pending",
+        "policy",
+        "rng",
+        "start",
+        "version",
+    )
 
-    def __init__(self) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, policy: Backoff, rng: random.Random, clients: int
+    ) -> None:
+        self.loop, self.policy, self.rng = loop, policy, rng
         self.version = 0
         self.calls = 0
+        self.pending = clients
+        self.completion_s = 0.0
+        self.start = loop.time()
+        self.done: asyncio.Future[OccRun] = loop.create_future()
+        for _ in range(clients):
+            loop.call_at(loop.time() + self._net(), self._read, 0, None)  # the first read travels
 
-    def write(self, version: int) -> bool:
+    def _net(self) -> float:
+        """One crossing of the network: |Normal(10 ms, 2 ms)|."""
+        return abs(self.rng.normalvariate(NET_MEAN_S, NET_SD_S))
+
+    def _read(self, failures: int, previous: float | None) -> None:
+        """A read arrives at the row; its answer travels back and the write travels out."""
+        when = self.loop.time() + self._net() + self._net()
+        self.loop.call_at(when, self._write, self.version, failures, previous)
+
+    def _write(self, version: int, failures: int, previous: float | None) -> None:
+        """A write arrives: it wins if the version is still current. Its answer travels back; a
+        loser backs off, then its next read travels out."""
         self.calls += 1
-        if version != self.version:
-            return False
-        self.version += 1
-        return True
-
-
-async def _client(clock: VirtualClock, item: _Item, policy: Backoff, rng: random.Random) -> float:
-    """Read, write, back off on a conflict, until the write succeeds; when it did (seconds)."""
-
-    def net() -> float:
-        return abs(rng.normalvariate(NET_MEAN_S, NET_SD_S))
-
-    failures = 0
-    previous: float | None = None
-    await clock.sleep(net())  # the first read travels to the item
-    while True:
-        version = item.version  # read at the item
-        await clock.sleep(net() + net())  # the answer comes back; the write goes out
-        ok = item.write(version)
-        await clock.sleep(net())  # the write's answer comes back
-        if ok:
-            return clock.elapsed()
+        now = self.loop.time()
+        if version == self.version:
+            self.version += 1
+            self.completion_s = max(self.completion_s, now + self._net() - self.start)
+            self.pending -= 1
+            if not self.pending:
+                self.done.set_result(OccRun(self.calls, self.completion_s))
+            return
         failures += 1
-        previous = policy.delay(failures, rng, previous)
-        await clock.sleep(net() + previous)  # back off, then the next read travels
+        wait = self.policy.delay(failures, self.rng, previous)
+        self.loop.call_at(now + self._net() + wait + self._net(), self._read, failures, wait)
 
 
 def occ_point(strategy: Strategy, clients: int, runs: int, seed: int) -> OccPoint:
-    """Mean calls and completion time of `runs` independent runs (one virtual loop holds them
-    all side by side; each run has its own item and its own random stream)."""
+    """Mean calls and completion time of `runs` independent runs, one after another on one
+    virtual loop; each run has its own row, its own random stream and starts at its own zero."""
     policy = backoff(strategy, base=BASE_S, cap=CAP_S)
 
     async def main(clock: VirtualClock) -> list[OccRun]:
-        async def one(r: int) -> OccRun:
-            item = _Item()
-            rng = random.Random(f"aws-occ:{seed}:{strategy.value}:{clients}:{r}")
-            done = await asyncio.gather(
-                *(_client(clock, item, policy, rng) for _ in range(clients))
-            )
-            return OccRun(item.calls, max(done))
-
-        return list(await asyncio.gather(*(one(r) for r in range(runs))))
+        # One run after another: the loop's timer heap then holds one run's clients, not all.
+        return [
+            await _Contest(
+                clock.loop,
+                policy,
+                random.Random(f"aws-occ:{seed}:{strategy.value}:{clients}:{r}"),
+                clients,
+            ).done
+            for r in range(runs)
+        ]
 
     results = run(main, max_virtual_seconds=86_400.0)
     return OccPoint(

@@ -193,7 +193,7 @@ class Comparison:
     budget: tuple[bool, ...] = (False, True)
     bucket: float = 1.0
     """Seconds per arrivals bucket at n8n (peak arrivals are per bucket, scaled to per second)."""
-    clients: tuple[int, ...] = (10, 50, 100, 150, 190)
+    clients: tuple[int, ...] = tuple(range(10, 200, 10))
     """aws-occ: the client counts (the post's simulator runs 10 to 190 in steps of 10)."""
     runs: int = 20
     """aws-occ: independent runs averaged per (strategy, clients) point."""

@@ -164,7 +164,7 @@ SECTIONS: Final[Mapping[str, Mapping[str, Field]]] = {
         "budget": Field(array(boolean()), "herd: retry budget off/on", [False, True]),
         "bucket": Field(_POSITIVE, "herd: seconds per arrivals bucket", 1.0),
         "clients": Field(
-            array(integer(minimum=1)), "aws-occ: client counts", [10, 50, 100, 150, 190]
+            array(integer(minimum=1)), "aws-occ: client counts", list(range(10, 200, 10))
         ),
         "runs": Field(integer(minimum=1), "aws-occ: runs averaged per point", 20),
     },

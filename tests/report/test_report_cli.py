@@ -68,13 +68,13 @@ def test_bad_input_keeps_the_previous_report(
     out = tmp_path / "report"
     assert _run("report", str(chaos_path), "--out", str(out)) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    wrong = tmp_path / "v2.json"
+    wrong = tmp_path / "v3.json"
     doc = json.loads(empty_path.read_text(encoding="utf-8"))
-    doc["schema_version"] = 2
+    doc["schema_version"] = 3
     wrong.write_text(json.dumps(doc), encoding="utf-8")
     assert _run("report", str(wrong), "--out", str(out)) == 2
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["report", "v2.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report", "v3.json"]
 
 
 def test_an_existing_report_is_replaced_whole(

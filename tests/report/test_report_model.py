@@ -91,13 +91,20 @@ def test_empty_and_missing_series_are_empty(empty_path: Path) -> None:
 def test_other_schema_version_is_refused_naming_the_file(
     tmp_path: Path, chaos_doc: dict[str, Any]
 ) -> None:
-    chaos_doc["schema_version"] = 2
+    chaos_doc["schema_version"] = 3
     path = _write(tmp_path / "results.json", chaos_doc)
     with pytest.raises(ResultsError) as err:
         load_results(path)
     assert str(path) in str(err.value)
     assert "schema_version" in str(err.value)
-    assert "version 1" in str(err.value)
+    assert "version 1 and 2" in str(err.value)
+
+
+def test_both_chaos_results_versions_read(tmp_path: Path, chaos_doc: dict[str, Any]) -> None:
+    for version in (1, 2):
+        chaos_doc["schema_version"] = version
+        path = _write(tmp_path / f"v{version}.json", chaos_doc)
+        assert load_results(path).scenarios
 
 
 def test_unknown_schema_is_refused(tmp_path: Path) -> None:

@@ -205,7 +205,7 @@ def test_junit_has_one_case_per_scenario_and_invariant(files: dict[str, str]) ->
 def test_json_report_schema(files: dict[str, str]) -> None:
     data = json.loads(files["report.json"])
     assert data["schema"] == REPORT_SCHEMA == "reliability-harness/report"
-    assert data["schema_version"] == REPORT_SCHEMA_VERSION == 1
+    assert data["schema_version"] == REPORT_SCHEMA_VERSION == 2
     assert data["passed"] is False
     assert data["totals"] == {
         "scenarios": 6,
