@@ -23,6 +23,7 @@ def test_catalogue_loads_and_has_the_required_scenarios() -> None:
         "crash-restart",
         "load-24h",
         "fleet",
+        "duplicate-effects",
     } <= names
 
 
@@ -88,7 +89,8 @@ def test_tenant_groups_expand_with_the_seed_json_shape() -> None:
             "N8N_MAX_CONCURRENCY",
         ),
         ({"invariants": {"nothing_lost": {"speed": 1}}}, "invariants.nothing_lost.speed", ""),
-        ({"comparison": {"kind": "race"}}, "comparison.kind", "herd, replay or aws-occ"),
+        ({"comparison": {"kind": "race"}}, "comparison.kind", "herd, replay, aws-occ or dedupe"),
+        ({"n8n": {"dedupe": "yes"}}, "n8n.dedupe", "must be true or false"),
     ],
 )
 def test_bad_values_name_the_key(data: dict[str, object], key: str, problem: str) -> None:

@@ -49,7 +49,7 @@ def workflow(response_data: str) -> Any:
              responseData=response_data),
         node("Remove Duplicates", "removeDuplicates",
              operation="removeItemsSeenInPreviousExecutions",
-             dedupeField="={{ $json.body.idempotency_key }}"),
+             dedupeValue="={{ $json.body.idempotency_key }}"),
         node("Work", "set", mode="raw", jsonOutput='{"status": "processed"}'),
     ]  # fmt: skip
     connections = {

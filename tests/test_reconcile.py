@@ -34,7 +34,7 @@ def workflow(path: str, *, dedupe: bool) -> Any:
         nodes.append({"name": "Dedupe", "type": "n8n-nodes-base.removeDuplicates",
                       "typeVersion": 2, "parameters": {
                           "operation": "removeItemsSeenInPreviousExecutions",
-                          "dedupeField": "={{ $json.body.idempotency_key }}"}})  # fmt: skip
+                          "dedupeValue": "={{ $json.body.idempotency_key }}"}})  # fmt: skip
         connections = {"Webhook": {"main": [[{"node": "Dedupe", "type": "main", "index": 0}]]}}
     raw = {"name": path, "id": f"wf-{path}", "active": True, "nodes": nodes,
            "connections": connections}  # fmt: skip

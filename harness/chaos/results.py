@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Final
 
+from harness.chaos.dedupe import VARIANT_FIGURES, dedupe_comparison
 from harness.chaos.invariants import check_run, reproduce_command
 from harness.chaos.occ_study import occ_comparison
 from harness.chaos.variants import iter_variants
@@ -63,6 +64,15 @@ _HERD_COLUMNS: Final = (
     "dead_lettered",
     "retries",
 )
+
+_HERD_FIGURES: Final = (
+    "peak_arrivals_per_s",
+    "peak_retries_per_s",
+    "n8n_calls",
+    "time_until_all_delivered",
+    "dead_lettered",
+)
+"""The figures each herd variant reports under its label."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,15 +128,15 @@ class ScenarioOutcome:
         if len(self.runs) == 1:
             return dict(self.runs[0].figures)
         out: dict[str, float | None] = {}
-        for r in self.runs:
-            for k in (
-                "peak_arrivals_per_s",
-                "peak_retries_per_s",
-                "n8n_calls",
-                "time_until_all_delivered",
-                "dead_lettered",
-            ):
-                out[f"{r.label}.{k}"] = r.figures[k]
+        c = self.scenario.comparison
+        if c is not None and c.kind == "dedupe":  # figure by figure: the variants side by side
+            for k in VARIANT_FIGURES:
+                for r in self.runs:
+                    out[f"{r.label}.{k}"] = r.figures[k]
+        else:
+            for r in self.runs:
+                for k in _HERD_FIGURES:
+                    out[f"{r.label}.{k}"] = r.figures[k]
         first = self.runs[0].figures
         for k in ("tenants", "events_generated", "events_accepted"):
             out[k] = first[k]
@@ -193,11 +203,11 @@ def run_scenario(
     url = store_url or scenario.store_url
     hooks = hooks if hooks is not None else Hooks()
     runs: list[SimRun] = []
-    for label, settings in iter_variants(scenario):
+    for label, variant, settings in iter_variants(scenario):
         bar = progress(label) if progress is not None else None
         runs.append(
             simulate(
-                scenario,
+                variant,
                 seed=run_seed,
                 store_url=url,
                 settings=settings,
@@ -211,7 +221,7 @@ def run_scenario(
     if check_det:
         first = runs[0]
         again = simulate(
-            scenario,
+            first.scenario,
             seed=run_seed,
             store_url=url,
             settings=first.records.settings,
@@ -226,7 +236,12 @@ def run_scenario(
             f"({first.trace.count} trace lines)"
         )
         invariants.append(InvariantResult("determinism", same, 2, details))
-    comparison = _comparison(scenario, runs)
+    comparison: dict[str, Any] | None
+    if scenario.comparison is not None and scenario.comparison.kind == "dedupe":
+        comparison, shown = dedupe_comparison(runs)
+        invariants.append(shown)
+    else:
+        comparison = _comparison(scenario, runs)
     if comparison is not None and comparison.get("kind") == "herd":
         verdict_ok = bool(comparison["check_held"])
         invariants.append(
@@ -305,9 +320,18 @@ def _merge(
     if len(results) == 1:
         return list(results[0])
     merged: list[InvariantResult] = []
-    for i, first in enumerate(results[0]):
-        group = [rs[i] for rs in results]
-        broken = [(label, r) for label, r in zip(labels, group, strict=True) if not r.passed]
+    # By name: a variant may promise fewer invariants (the dedupe comparison's plain run).
+    names = list(dict.fromkeys(r.name for rs in results for r in rs))
+    for name in names:
+        labelled = [
+            (label, r)
+            for label, rs in zip(labels, results, strict=True)
+            for r in rs
+            if r.name == name
+        ]
+        group = [r for _, r in labelled]
+        first = group[0]
+        broken = [(label, r) for label, r in labelled if not r.passed]
         checked = sum(r.checked for r in group)
         if broken:
             label, r = broken[0]
@@ -326,7 +350,9 @@ def _merge(
                     first.name,
                     True,
                     checked,
-                    f"held in all {len(group)} variants, {checked} checks",
+                    f"held in all {len(group)} variants, {checked} checks"
+                    if len(group) == len(results)
+                    else "; ".join(f"{lb}: {r.details}" for lb, r in labelled),
                 )
             )
     return merged

@@ -58,6 +58,9 @@ class JournalEntry:
     ran: bool = False
     """Whether the workflow executed (it may have, even when the caller saw a failure)."""
     finished_t: float | None = None
+    dropped: bool = False
+    """The workflow ran and a Remove Duplicates node dropped the call's item (a key seen in a
+    previous execution): it took no effect past that node."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +79,7 @@ class JournalEntry:
             "outcome": self.outcome,
             "ran": self.ran,
             "finished_t": self.finished_t,
+            "dropped": self.dropped,
         }
 
 
@@ -131,6 +135,7 @@ class Journal:
         fault: str | None = None,
         latency: float = 0.0,
         ran: bool = False,
+        dropped: bool = False,
     ) -> JournalEntry:
         """Complete an entry from `begin`; the call stops counting as in flight."""
         if outcome not in OUTCOMES or outcome == "pending":
@@ -152,6 +157,7 @@ class Journal:
             outcome,
             ran,
             self._clock.monotonic() - self._epoch,
+            dropped,
         )
         with self._lock:
             if entry.seq in self._entries:

@@ -244,6 +244,7 @@ class FakeN8n:
                 fault=answer.fault,
                 latency=d.latency if d is not None else 0.0,
                 ran=answer.ran,
+                dropped=answer.dropped,
             )
 
     async def _webhook(self, req: FakeRequest, wpath: str) -> Answer:
@@ -278,10 +279,12 @@ class FakeN8n:
                 fault=answer.fault,
                 latency=decision.latency,
                 ran=answer.ran,
+                dropped=answer.dropped,
             )
             answer.entry = None
             return answer
         answer.ran = answer.ran and decision.runs_workflow
+        answer.dropped = answer.dropped and answer.ran
         answer.fault = action.kind
         answer.hang_for = decision.hang_for
         if action.kind == "malformed":
@@ -301,10 +304,11 @@ class FakeN8n:
         (n8n does not cancel a run when the caller hangs up), unless a status fault stands in
         front of n8n."""
         action = decision.action
-        ran = False
+        ran = dropped = False
         if action is None or action.kind != "status":
-            ran = self._n8n(req, wpath, runs=decision.runs_workflow).ran
-        self.journal.finish(entry, outcome="gave_up", latency=waited, ran=ran)
+            answer = self._n8n(req, wpath, runs=decision.runs_workflow)
+            ran, dropped = answer.ran, answer.dropped
+        self.journal.finish(entry, outcome="gave_up", latency=waited, ran=ran, dropped=dropped)
 
     def _n8n(self, req: FakeRequest, wpath: str, *, runs: bool = True) -> Answer:
         """n8n's answer; `runs=False` (a fault in front of n8n) leaves no execution behind."""
@@ -382,7 +386,9 @@ def _route(
         _list_inert(fake, workflow, spec.node, item)  # the run cannot change the answer
         answer = respond(spec, None)
     else:  # with onReceived n8n answers before the run: the run does not change the answer
-        answer = respond(spec, _run_recorded(fake, workflow, spec.node, item))
+        execution = _run_recorded(fake, workflow, spec.node, item)
+        answer = respond(spec, execution)
+        answer.dropped = bool(execution.dropped_keys) and not execution.kept_keys
     answer.ran = True
     return answer
 

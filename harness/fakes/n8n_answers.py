@@ -113,6 +113,8 @@ class Answer:
     entry: JournalEntry | None = None
     decision: Decision | None = None
     ran: bool = False
+    dropped: bool = False
+    """The run's item was dropped by a Remove Duplicates node (see `JournalEntry.dropped`)."""
 
 
 def _no_nan(name: str) -> Any:
@@ -221,12 +223,13 @@ def respond(spec: WebhookSpec, execution: Execution | None) -> Answer:
         return json_answer(500, {"message": "Error in workflow"})
     if spec.response_mode == "responseNode":
         if execution.respond is None:
-            # The run ended without reaching Respond to Webhook: n8n answers `res.json(undefined)`.
-            return Answer(code, _JSON_NO_BODY, b"")
+            # The run ended without reaching Respond to Webhook (e.g. Remove Duplicates dropped
+            # the call): an empty body typed with a charset, as recorded on n8n 2.8.4.
+            return Answer(code, (("Content-Type", JSON_TYPE),), b"")
         return _node_answer(execution.respond)
     items = [item.get("json", item) for item in execution.items]
     if spec.response_data == "noData":
-        return Answer(code, _JSON_NO_BODY, b"")  # `res.json(undefined)` too
+        return Answer(code, _JSON_NO_BODY, b"")  # `res.json(undefined)`
     if spec.response_data == "allEntries":
         return json_answer(code, items)
     if not items:  # e.g. Remove Duplicates dropped the call: the run succeeded, the answer fails

@@ -16,7 +16,7 @@ active workflow's Webhook nodes and runs every call through this subset of nodes
 - Respond to Webhook (`respondToWebhook`): `respondWith` json, text, noData, firstIncomingItem or
   allIncomingItems, with `options.responseCode` and `options.responseHeaders`;
 - Remove Duplicates (`removeDuplicates` v2): "remove items processed in previous executions"
-  keyed on `dedupeField`, with a history that outlives the execution (`DedupeHistory`);
+  keyed on `dedupeValue`, with a history that outlives the execution (`DedupeHistory`);
 - Stop and Error (`stopAndError`): fails the execution;
 - Sticky Note: ignored.
 

@@ -5,12 +5,12 @@ parameters holding expressions (`harness.fakes.n8n_expr`) are evaluated per item
 evaluates `getNodeParameter(name, itemIndex)`. A node that fails sets `RunState.error`.
 
 Remove Duplicates (`removeDuplicates` v2, operation "Remove Items Processed in Previous
-Executions", keep items where "Field Value Is New") reads `dedupeField` per item, written as
-JavaScript's `value?.toString() || ''` writes it (a missing value is the empty string, so the
-second call without a key is dropped), checks the keys against the history of its context
-(`options.scope`: `node`, the default, or `workflow`) and records the new ones. New items leave
-on output 0 ("Kept"), the others on output 1 ("Discarded"). Past `options.historySize` (default
-10000) keys the node fails, as n8n's does.
+Executions", keep items where "Value Is New") reads `dedupeValue` ("Value to Dedupe On", a
+required parameter) per item, written as JavaScript's `value?.toString() ?? ''` writes it (a
+missing value is the empty string, so the second call without a key is dropped), checks the
+keys against the history of its context (`options.scope`: `node`, the default, or `workflow`)
+and records the new ones. New items leave on output 0 ("Kept"), the others on output 1
+("Discarded"). Past `options.historySize` (default 10000) keys the node fails, as n8n's does.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def _remove_duplicates(node: Node, items: tuple[Item, ...], state: RunState) -> 
         context = f"node:{state.workflow_id}:{node.id or node.name}"
     by_key: dict[str, list[Item]] = {}
     for item in items:
-        raw = node.parameters.get("dedupeField", "")
+        raw = node.parameters.get("dedupeValue", "")
         value = _parsed(raw).evaluate(_json(item)) if is_expression(raw) else raw
         by_key.setdefault(_dedupe_key(value), []).append(item)
     history = state.dedupe if state.dedupe is not None else DedupeHistory()
@@ -168,7 +168,7 @@ def _remove_duplicates(node: Node, items: tuple[Item, ...], state: RunState) -> 
 
 
 def _dedupe_key(value: Any) -> str:
-    # n8n: `this.getNodeParameter('dedupeField', i, '')?.toString() || ''`
+    # n8n: `this.getNodeParameter('dedupeValue', i, '')?.toString() ?? ''`
     if value is None or value is UNDEFINED:
         return ""
     return js_string(value)
@@ -317,6 +317,10 @@ def _check_dedupe(node: Node) -> str | None:
         return f"operation {p.get('operation')!r} unsupported (only {_PREVIOUS!r})"
     if p.get("logic", _SEEN_KEYS) != _SEEN_KEYS:
         return f"logic {p.get('logic')!r} unsupported (only {_SEEN_KEYS!r})"
+    if "dedupeValue" not in p:
+        # A required parameter: without it n8n 2.8.4 runs no call of the workflow ("The
+        # workflow has issues"), whatever else the node says (`dedupeField` is no name of its).
+        return "dedupeValue ('Value to Dedupe On') is required"
     options = p.get("options", {}) or {}
     unknown = sorted(set(options) - _DEDUPE_OPTIONS)
     if unknown:

@@ -19,6 +19,8 @@ def comparison(s: Scenario, c: Comparison, ids: hb.Ids) -> Iterator[hb.Block]:
     title = {
         "herd": "Herd comparison: jitter strategies against an n8n that recovers",
         "replay": "Replay comparison: the Step 06 last-event-id ledger versus the fixed design",
+        "dedupe": "Dedupe comparison: duplicates sent versus duplicate effects, with and "
+        "without n8n's Remove Duplicates node",
     }.get(c.kind, f"Comparison: {c.kind}")
     yield hb.Heading(3, title)
     nums = an.numeric_columns(c)

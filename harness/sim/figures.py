@@ -10,6 +10,7 @@ from typing import Any, Final
 from harness.sim.duplicates import by_cause, duplicate_sends
 from harness.sim.records import Records, Send
 from harness.sim.scenario import Scenario
+from harness.sim.workflows import effects
 from reliability.events import Attempted, BreakerChanged, DeadLettered, Delivered, Retrying, Snoozed
 
 __all__ = ["RunSize", "figures", "series"]
@@ -63,6 +64,7 @@ def figures(scenario: Scenario, r: Records, size: RunSize) -> dict[str, float | 
         "breaker_opens": counts.opens,
         "n8n_calls": len(journal),
         "n8n_duplicate_calls": sum(n - 1 for k, n in keys.items() if k is not None and n > 1),
+        "n8n_duplicate_effects": sum(n - 1 for n in effects(journal).values() if n > 1),
         "peak_arrivals_per_s": max(per_second.values(), default=0),
         "peak_retries_per_s": max(counts.retry_seconds.values(), default=0),
         # None: not every delivery was made (never, within the run); JSON null.

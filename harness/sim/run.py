@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from harness.fakes.n8n import FakeN8n
+from harness.fakes.n8n import DEFAULT_CREDENTIALS, FakeN8n
+from harness.fakes.n8n_export import Credentials
 from harness.fakes.stripe import FakeStripe
 from harness.pgschema import create_schema, drop_schema
 from harness.sim.callers import Callers, MisalignedCallers
@@ -46,6 +47,7 @@ from harness.sim.scenario import Scenario
 from harness.sim.seeds import derive_rng, uuid4_text
 from harness.sim.trace import Trace
 from harness.sim.traffic import Traffic
+from harness.sim.workflows import sample_workflows
 from harness.vclock import DEFAULT_START, VirtualClock, run
 from reliability.config import Settings
 from reliability.dispatch import Dispatcher
@@ -166,6 +168,8 @@ class _Run:
     async def _run(self, sim: Sim, store: RecordingStore) -> None:
         scenario, clock = self.scenario, sim.clock
         fake = FakeN8n(
+            sample_workflows(scenario.n8n_dedupe),
+            credentials=Credentials(DEFAULT_CREDENTIALS),
             clock=clock,
             faults=scenario.n8n_faults,
             rng=derive_rng(self.seed, "n8n"),
@@ -253,7 +257,8 @@ class _Run:
                 "n8n",
                 f"#{e.seq} t={e.t:.6f} {e.tenant} {e.path} key={e.idempotency_key} "
                 f"in_flight={e.in_flight} fault={e.fault} status={e.status} outcome={e.outcome} "
-                f"ran={e.ran}",
+                # Only a Remove Duplicates drop adds a word: runs without dedupe keep their hash.
+                f"ran={e.ran}" + (" dropped" if e.dropped else ""),
             )
 
 

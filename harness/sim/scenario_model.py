@@ -50,13 +50,17 @@ INVARIANTS: Final = (
     "quotas",
     "dlq_ttl",
     "outcome_bounds",
+    "exactly_once_effect",
     "determinism",
 )
 """The checkers, one per promise of docs/design.md (`outcome_bounds` checks the scenario's own
-bounds on figures; `determinism` reruns the scenario and compares trace hashes)."""
+bounds on figures; `exactly_once_effect` is n8n's side: at most one effect per idempotency key,
+which needs the workflows' Remove Duplicates nodes (`n8n.dedupe`); `determinism` reruns the
+scenario and compares trace hashes)."""
 
-DEFAULT_INVARIANTS: Final = INVARIANTS[:-1]
-"""Checked unless a scenario says otherwise (`determinism` costs a second run: ask for it)."""
+DEFAULT_INVARIANTS: Final = INVARIANTS[:-2]
+"""Checked unless a scenario says otherwise (`exactly_once_effect` holds only with
+`n8n.dedupe: true`, and `determinism` costs a second run: ask for them)."""
 INVARIANT_BOUNDS: Final[Mapping[str, Mapping[str, str]]] = {
     "nothing_lost": {"checkpoints": "mid-run checkpoints at which nothing may be missing"},
     "backoff_bounds": {"tolerance": "seconds a retry may stray from its computed bounds"},
@@ -176,8 +180,9 @@ class DlqPlan:
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
-    """Run variants of the scenario side by side (`herd`), two replay guards (`replay`), or the
-    AWS jitter study's OCC model at several client counts (`aws-occ`)."""
+    """Run variants of the scenario side by side (`herd`), two replay guards (`replay`), the
+    AWS jitter study's OCC model at several client counts (`aws-occ`), or the workflows with
+    and without their Remove Duplicates nodes (`dedupe`)."""
 
     kind: str
     strategies: tuple[Strategy, ...] = (
@@ -222,6 +227,9 @@ class Scenario:
     instances: int = 1
     """Service instances sharing the store, each with its own dispatcher (breakers, quotas,
     budget) and crashes; Stripe and cron reach them through a round-robin balancer."""
+    n8n_dedupe: bool = False
+    """Whether the sample workflows' Remove Duplicates nodes run (`n8n.dedupe`); off, they are
+    disabled and every execution takes effect."""
 
     @property
     def end(self) -> float:

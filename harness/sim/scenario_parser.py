@@ -162,12 +162,15 @@ class Parser(Reader):
             )
         return Traffic(events, duration, start, str(shape), mix, tuple(bursts))
 
-    def n8n(self, raw: object) -> FaultProfile:
+    def n8n(self, raw: object) -> tuple[FaultProfile, bool]:
+        """The fault profile, and whether the workflows' Remove Duplicates nodes run."""
         m = self.mapping("n8n", raw, keys("n8n"))
+        dedupe = self.boolean("n8n.dedupe", m.get("dedupe", False))
         try:
-            return parse_profile(m.get("faults") or {}, source=f"{self.source}: n8n.faults")
+            profile = parse_profile(m.get("faults") or {}, source=f"{self.source}: n8n.faults")
         except FaultProfileError as exc:
             raise ScenarioError(self.source, f"n8n.faults.{exc.key}", exc.problem) from None
+        return profile, dedupe
 
     def stripe(self, raw: object) -> StripeFaults:
         d = StripeFaults()
@@ -263,8 +266,8 @@ class Parser(Reader):
             return None
         m = self.mapping("comparison", raw, keys("comparison"))
         kind = m.get("kind")
-        if kind not in ("herd", "replay", "aws-occ"):
-            self.fail("comparison.kind", f"must be herd, replay or aws-occ, got {kind!r}")
+        if kind not in ("herd", "replay", "aws-occ", "dedupe"):
+            self.fail("comparison.kind", f"must be herd, replay, aws-occ or dedupe, got {kind!r}")
         d = Comparison(kind=str(kind))
         strategies = d.strategies
         if "strategies" in m:

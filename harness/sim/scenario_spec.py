@@ -115,6 +115,12 @@ SECTIONS: Final[Mapping[str, Mapping[str, Field]]] = {
         "faults": Field(
             {"$ref": "#/$defs/fault_profile"}, "A fault profile (as in the faults schema)"
         ),
+        "dedupe": Field(
+            boolean(),
+            "Run the sample workflows' Remove Duplicates node (true: as shipped) or switch it "
+            "off (false: every execution takes effect)",
+            False,
+        ),
     },
     "stripe": {
         "duplicates": _p("A second delivery of the event later: deduped"),
@@ -160,7 +166,9 @@ SECTIONS: Final[Mapping[str, Mapping[str, Field]]] = {
         ),
     },
     "comparison": {
-        "kind": Field(enum(["herd", "replay", "aws-occ"]), "What is compared", required=True),
+        "kind": Field(
+            enum(["herd", "replay", "aws-occ", "dedupe"]), "What is compared", required=True
+        ),
         "strategies": Field(array(enum(STRATEGIES)), "herd: backoff strategies", list(STRATEGIES)),
         "budget": Field(array(boolean()), "herd: retry budget off/on", [False, True]),
         "bucket": Field(_POSITIVE, "herd: seconds per arrivals bucket", 1.0),

@@ -14,8 +14,9 @@ from typing import Any
 
 import httpx
 
-from harness.fakes.n8n import FakeN8n
-from harness.fakes.n8n_export import parse_workflow
+from harness.fakes.n8n import DEFAULT_CREDENTIALS, FakeN8n
+from harness.fakes.n8n_export import Credentials, parse_workflow
+from harness.sim.workflows import sample_workflows
 
 Make = Callable[[FakeN8n], Any]
 API = {"X-N8N-API-KEY": "api-key-1"}
@@ -145,7 +146,12 @@ def test_fake_n8n_command_serves_the_api_for_its_keys() -> None:
 
 
 async def test_an_inert_on_received_run_is_listed_with_its_data() -> None:
-    fake = FakeN8n(api_keys=["api-key-1"])  # the samples: notify-gap-fill is Set + No Operation
+    # The samples with Remove Duplicates disabled: notify-gap-fill is then Set + No Operation.
+    fake = FakeN8n(
+        sample_workflows(dedupe=False),
+        credentials=Credentials(DEFAULT_CREDENTIALS),
+        api_keys=["api-key-1"],
+    )
     async with fake.client() as client:
         await client.post("/webhook/notify-gap-fill", json={"idempotency_key": "k"},
                           headers={"X-N8N-Webhook-Key": "local-test-webhook-key"})  # fmt: skip
@@ -154,4 +160,9 @@ async def test_an_inert_on_received_run_is_listed_with_its_data() -> None:
     assert result["lastNodeExecuted"] == "Send notifications"
     item = result["runData"]["Webhook"][0]["data"]["main"][0][0]["json"]
     assert item["body"] == {"idempotency_key": "k"}
-    assert list(result["runData"]) == ["Webhook", "Queue notifications", "Send notifications"]
+    assert list(result["runData"]) == [
+        "Webhook",
+        "Remove Duplicates",
+        "Queue notifications",
+        "Send notifications",
+    ]

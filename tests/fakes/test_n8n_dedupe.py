@@ -51,7 +51,7 @@ def deduped(
         _node("Webhook", "webhook", 2, httpMethod="POST", path=path, responseMode=mode,
               responseData=data),
         _node("Remove Duplicates", "removeDuplicates", 2,
-              operation="removeItemsSeenInPreviousExecutions", dedupeField=key,
+              operation="removeItemsSeenInPreviousExecutions", dedupeValue=key,
               options=options or {}),
         _node("Work", "set", 3.4, mode="raw",
               jsonOutput='={{ { "done": $json.body.idempotency_key } }}'),
@@ -146,7 +146,7 @@ async def test_node_scope_keeps_one_history_per_node_and_workflow_scope_shares_i
     both = deduped(path="a", options={"scope": "workflow"})
     second = json.loads(json.dumps(both["nodes"][1]))
     second["name"], second["id"] = "Again", "id-Again"
-    second["parameters"]["dedupeField"] = "={{ $json.done }}"
+    second["parameters"]["dedupeValue"] = "={{ $json.done }}"
     both["nodes"].append(second)
     both["connections"]["Work"] = {"main": [_link("Again")]}
     fake = fake_of(both)

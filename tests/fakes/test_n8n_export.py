@@ -277,3 +277,17 @@ def test_a_credentials_file_beside_the_workflows_is_loaded_not_parsed_as_one(
     assert len(FakeN8n.from_files(tmp_path, beside=False).credentials) == 0
     (tmp_path / CREDENTIALS_FILE).unlink()
     assert credentials_beside(tmp_path) is None
+
+
+def test_remove_duplicates_needs_its_value_to_dedupe_on() -> None:
+    # n8n 2.8.4 names the parameter `dedupeValue` and requires it: a workflow without it (or with
+    # the name `dedupeField`) runs no call at all ("The workflow has issues"), so the fake
+    # refuses it at load, naming the node.
+    previous = {"operation": "removeItemsSeenInPreviousExecutions"}
+    key = "={{ $json.body.idempotency_key }}"
+    good = node("Remove Duplicates", "removeDuplicates", 2, **previous, dedupeValue=key)
+    assert parse_workflow(chain(webhook(), good), source="w.json").nodes["Remove Duplicates"]
+    for params in ({"dedupeField": key}, {}):
+        bad = node("Remove Duplicates", "removeDuplicates", 2, **previous, **params)
+        with pytest.raises(WorkflowError, match=r"node 'Remove Duplicates'.*dedupeValue"):
+            parse_workflow(chain(webhook(), bad), source="w.json")

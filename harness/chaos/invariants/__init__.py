@@ -19,6 +19,7 @@ from harness.chaos.invariants.bounds import check_outcome_bounds
 from harness.chaos.invariants.breakers import check_breaker_thresholds
 from harness.chaos.invariants.dlq_ttl import check_dlq_ttl
 from harness.chaos.invariants.double import check_no_double_processing
+from harness.chaos.invariants.effect import check_exactly_once_effect
 from harness.chaos.invariants.lost import check_nothing_lost
 from harness.chaos.invariants.quotas import check_quotas
 from harness.sim import SimRun
@@ -42,6 +43,7 @@ CHECKERS: Final[Mapping[str, Checker]] = {
     "quotas": check_quotas,
     "dlq_ttl": check_dlq_ttl,
     "outcome_bounds": check_outcome_bounds,
+    "exactly_once_effect": check_exactly_once_effect,
 }
 """Checkers over one run, in the order results list them."""
 
