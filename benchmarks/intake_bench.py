@@ -216,8 +216,10 @@ class _Proc:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    return
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                    if s.recv(64).startswith(b"HTTP/1.1 "):  # the app answers (any status)
+                        return
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{command[2:4]} did not start") from None
@@ -663,7 +665,7 @@ def _workers(url: str, folder: Path, seconds: float, rounds: int) -> None:
             n8n = _start_stand_in()
             serve = _start_serve(schema.url, n8n, tenants, workers=workers)
             try:
-                _window(serve, schema, events, 1.0, warmup=0.5)
+                _window(serve, schema, events, 2.0, warmup=1.0)  # both workers warm
                 rates[workers].append(_window(serve, schema, events, seconds)["delivered"])
             finally:
                 serve.stop()

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import random
 from collections import Counter
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -208,6 +208,21 @@ class Dispatcher:
     @property
     def lease(self) -> timedelta:
         return self._lease
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def call_deadline(self) -> float:
+        """Seconds one n8n call may take at most (connect + headers + body)."""
+        return self._n8n.deadline
+
+    def add_demand(self, demand: Callable[[str], bool]) -> None:
+        """Tell the fleet limiter where else calls of a tenant wait in this process (a
+        delivery queue), so that a freed slot passes to them without a round trip."""
+        if self._fleet is not None:
+            self._fleet.add_demand(demand)
 
     def add_observer(self, observer: Observer) -> None:
         self._observers.append(observer)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Final
 
@@ -59,6 +60,18 @@ class FleetLimiter:
         """Held slot tokens and when (monotonic) each was taken from the store."""
         self._spare: dict[str, list[str]] = {}
         """Slots freed for calls of the tenant that wait in this process."""
+        self._demands: list[Callable[[str], bool]] = []
+
+    def add_demand(self, demand: Callable[[str], bool]) -> None:
+        """Another place where calls of a tenant wait in this process besides the in-process
+        limiter (the service's delivery queue): a slot freed while it has rows of the tenant
+        is kept for them."""
+        self._demands.append(demand)
+
+    def _waiting(self, tenant_id: str) -> bool:
+        if self._quotas.waiting(tenant_id):
+            return True
+        return any(demand(tenant_id) for demand in self._demands)
 
     async def acquire(self, tenant_id: str, waiting: float) -> str | None:
         """A slot of the tenant's limit (a token), polled for until `wait` seconds have passed
@@ -90,11 +103,12 @@ class FleetLimiter:
         age = self._clock.monotonic() - self._taken.get(token, -float("inf"))
         # The caller frees its in-process permit next, which wakes the oldest waiter: that call
         # takes this slot (each earlier spare is already promised to a call woken before).
-        if age < self._handover and self._quotas.waiting(tenant_id):
+        waiting = self._waiting(tenant_id)
+        if age < self._handover and waiting:
             spare.append(token)
             return
         freed = [token]
-        if not self._quotas.waiting(tenant_id):
+        if not waiting:
             freed += spare  # left by waiters that gave up
             spare.clear()
         for t in freed:
