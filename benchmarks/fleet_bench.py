@@ -79,9 +79,11 @@ async def _round(url: str, *, fleet: bool, events: int, concurrency: int, latenc
                 r.raise_for_status()
 
             started = time.perf_counter()
-            # ASGITransport runs each answer's background delivery to its end.
             await asyncio.gather(*(post(i) for i in range(events)))
+            # The answers hand the rows to the delivery pool: wait until it has seen them through.
+            await app.state.service.pool.wait_idle()
             elapsed = time.perf_counter() - started
+            await app.state.service.pool.close(grace=1.0)
         await app.state.service.dispatcher.aclose()
         pending = await store.outbox_rows()
         if pending or delivered != events:

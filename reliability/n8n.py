@@ -29,6 +29,8 @@ from reliability.store.base import MAX_ERROR_MESSAGE, OutboxRow
 __all__ = ["NO_ITEM_ANSWER", "N8nClient", "classify_status", "header_value"]
 
 _COMPACT: Final = json.JSONEncoder(separators=(",", ":"))
+KEEPALIVE: Final = 128
+"""Idle connections to n8n kept open for reuse."""
 _MESSAGE_BODY: Final = 200
 """Characters of a failed answer's body kept in its error message."""
 NO_ITEM_ANSWER: Final = b'{"code":0,"message":"No item to return was found"}'
@@ -80,7 +82,12 @@ class N8nClient:
     ) -> None:
         self._settings = settings
         self._clock = clock
-        self._transport = transport if transport is not None else httpx.AsyncHTTPTransport()
+        # Every connection a burst opens stays open for the next one (httpx keeps 20 by default,
+        # fewer than the delivery pool's workers: the rest were closed and reconnected per call).
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=KEEPALIVE)
+        self._transport = (
+            transport if transport is not None else httpx.AsyncHTTPTransport(limits=limits)
+        )
         connect = settings.n8n_connect_timeout_ms / 1000
         read = settings.n8n_read_timeout_ms / 1000
         timeout = httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
