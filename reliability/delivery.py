@@ -92,6 +92,7 @@ class DeliveryPool:
         self._side: set[asyncio.Future[None]] = set()
         self._refill: asyncio.Task[None] | None = None
         self._spilled = False
+        self._releasing = 0
         self._closed = False
         self._quiet: asyncio.Future[None] | None = None
         """Resolved (and cleared) whenever the pool becomes idle."""
@@ -113,9 +114,9 @@ class DeliveryPool:
             self._queues.setdefault(row.tenant_id, deque()).append(row)
             self._queued += 1
             self._mark_ready(row.tenant_id)
-        if spill:
-            self._spilled = not self._closed
-            self._background(self._release(spill))
+        if spill and not self._closed:
+            self._spilled = True
+            self._background(self._spill(spill))
 
     def stats(self) -> PoolStats:
         return PoolStats(queued=self._queued, in_flight=sum(self._running.values()), **self._counts)
@@ -123,7 +124,7 @@ class DeliveryPool:
     async def wait_idle(self) -> None:
         """Return once no row is queued or in flight here (tests and embedders: "everything
         handed over so far is seen through")."""
-        while self._queued or self._running or self._refill is not None:
+        while self._busy():
             if self._quiet is None:
                 self._quiet = asyncio.get_running_loop().create_future()
             await asyncio.shield(self._quiet)
@@ -168,12 +169,25 @@ class DeliveryPool:
         else:
             del self._running[tenant_id]
         self._mark_ready(tenant_id)
-        if self._spilled and self._refill is None and self._queued < self._capacity // 2:
-            self._refill = asyncio.ensure_future(self._refill_from_store())
+        self._kick_refill()
         self._maybe_quiet()
 
+    def _kick_refill(self) -> None:
+        """Claim released rows back once they are all released and the queue has room."""
+        if (
+            self._spilled
+            and not self._closed
+            and self._refill is None
+            and not self._releasing
+            and self._queued < self._capacity // 2
+        ):
+            self._refill = asyncio.ensure_future(self._refill_from_store())
+
+    def _busy(self) -> bool:
+        return bool(self._queued or self._running or self._releasing or self._refill)
+
     def _maybe_quiet(self) -> None:
-        if self._queued or self._running or self._refill is not None or self._quiet is None:
+        if self._busy() or self._quiet is None:
             return
         quiet, self._quiet = self._quiet, None
         if not quiet.done():
@@ -223,6 +237,15 @@ class DeliveryPool:
 
     # -- giving rows back and taking them again -------------------------------------------------
 
+    async def _spill(self, rows: Sequence[OutboxRow]) -> None:
+        self._releasing += 1
+        try:
+            await self._release(rows)
+        finally:
+            self._releasing -= 1
+            self._kick_refill()
+            self._maybe_quiet()
+
     async def _release(self, rows: Sequence[OutboxRow]) -> None:
         """Make rows due and unleased at once (any drain, or our refill, takes them)."""
         now = self._clock.now()
@@ -244,15 +267,17 @@ class DeliveryPool:
         try:
             while not self._closed:
                 room = self._capacity - self._queued
-                if room < REFILL_BATCH:
+                if room <= 0:
                     return  # the next finished row tries again
+                batch = min(REFILL_BATCH, room)
                 self._spilled = False
                 store, lease = self._dispatcher.store, self._dispatcher.lease
-                rows = await store.claim_due(REFILL_BATCH, now=self._clock.now(), lease=lease)
+                rows = await store.claim_due(batch, now=self._clock.now(), lease=lease)
                 self._counts["refilled"] += len(rows)
                 self.offer(rows)
-                if len(rows) < REFILL_BATCH:
+                if len(rows) < batch:
                     return
+                self._spilled = True  # a full batch: more may be left
         except Exception as exc:
             self._spilled = True
             _log.warning("refill failed", extra=log_fields(error=type(exc).__name__))

@@ -306,6 +306,16 @@ class PostgresStore:
     def schema(self) -> str | None:
         return self._schema
 
+    def batch_figures(self) -> dict[str, int]:
+        """Statements run and rows (or slots) they carried, for completions and slot releases:
+        under load many rows share a statement (see `complete`)."""
+        return {
+            "complete_statements": self._completions.statements,
+            "complete_rows": self._completions.items,
+            "release_statements": self._releases.statements,
+            "release_slots": self._releases.items,
+        }
+
     # -- plumbing ------------------------------------------------------------------------------
 
     @asynccontextmanager
