@@ -123,7 +123,8 @@ async def test_a_tenant_never_has_more_calls_in_flight_than_its_limit(parts: Mak
     # Two calls reached n8n: every worker has had its turn at the queue by now (taking a row
     # needs no I/O), and the other 14 found no row of a tenant under its limit.
     assert gate.now["busy"] == 2
-    assert pool.stats().in_flight == 2 and pool.stats().queued == 8
+    assert pool.stats().in_flight == 2
+    assert pool.stats().queued == 8
     gate.opened.set()
     await pool.wait_idle()
     assert gate.peak == {"busy": 2}
@@ -183,7 +184,8 @@ async def test_shutdown_lets_calls_finish_and_releases_queued_rows(parts: Make) 
     assert set(left) == {r.id for r in rows}
     assert left[rows[0].id].lease_token == rows[0].lease_token  # comes back by lease
     for row in rows[1:]:  # released: due at once for any instance's drain
-        assert left[row.id].lease_token is None and left[row.id].locked_until is None
+        assert left[row.id].lease_token is None
+        assert left[row.id].locked_until is None
     assert pool.stats().released == 3
     pool.offer(rows[1:])  # closed: nothing is taken any more
     assert pool.stats().queued == 0
