@@ -141,7 +141,6 @@ class _Service:
         self.metrics = metrics
         self.intake = Intake(settings, store, clock, claim_lease=dispatcher.lease)
         self.pool = DeliveryPool(dispatcher, clock, workers=delivery_workers)
-        dispatcher.add_demand(self.pool.demand)
         self._cron = settings.cron_secret.encode("utf-8")
         self._admin = settings.reliability_admin_token.encode("utf-8")
         self._openapi = _dump(openapi_document())

@@ -99,6 +99,7 @@ class DeliveryPool:
         self._counts = {"delivered_rows": 0, "released": 0, "refilled": 0, "renewed": 0}
         self._counts["dropped"] = 0
         self._half_lease = dispatcher.lease / 2
+        dispatcher.add_demand(self.demand)
 
     # -- the queue ------------------------------------------------------------------------------
 
@@ -130,9 +131,10 @@ class DeliveryPool:
             await asyncio.shield(self._quiet)
 
     def demand(self, tenant_id: str) -> bool:
-        """Whether rows of the tenant wait here (a fleet slot freed now has a taker)."""
-        queue = self._queues.get(tenant_id)
-        return bool(queue)
+        """Whether another call of the tenant is coming here soon: rows of it queued, or other
+        rows of it in flight (asked while one of them frees its fleet slot, which is kept for
+        the next call instead of a free and a take; the last call of a burst frees them all)."""
+        return bool(self._queues.get(tenant_id)) or self._running.get(tenant_id, 0) > 1
 
     def _mark_ready(self, tenant_id: str) -> None:
         if tenant_id in self._is_ready or not self._queues.get(tenant_id):
@@ -168,6 +170,9 @@ class DeliveryPool:
             self._running[tenant_id] = left
         else:
             del self._running[tenant_id]
+            if tenant_id not in self._queues:
+                # The tenant's burst is over here: fleet slots kept for its next call go back.
+                self._background(self._dispatcher.free_spare_slots(tenant_id))
         self._mark_ready(tenant_id)
         self._kick_refill()
         self._maybe_quiet()
@@ -184,7 +189,7 @@ class DeliveryPool:
             self._refill = asyncio.ensure_future(self._refill_from_store())
 
     def _busy(self) -> bool:
-        return bool(self._queued or self._running or self._releasing or self._refill)
+        return bool(self._queued or self._running or self._side or self._refill)
 
     def _maybe_quiet(self) -> None:
         if self._busy() or self._quiet is None:
@@ -288,7 +293,11 @@ class DeliveryPool:
     def _background(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._side.add(task)
-        task.add_done_callback(self._side.discard)
+        task.add_done_callback(self._side_done)
+
+    def _side_done(self, task: asyncio.Future[None]) -> None:
+        self._side.discard(task)
+        self._maybe_quiet()
 
     # -- shutdown -------------------------------------------------------------------------------
 

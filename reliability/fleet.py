@@ -14,6 +14,7 @@ others: after it the slot goes back to the store, where every instance competes 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Callable
@@ -111,12 +112,28 @@ class FleetLimiter:
         if not waiting:
             freed += spare  # left by waiters that gave up
             spare.clear()
-        for t in freed:
-            self._taken.pop(t, None)
-            try:
-                await self._slots.slot_release(tenant_id, t)
-            except Exception as exc:
-                _log.warning(
-                    "fleet slot not released",
-                    extra=log_fields(tenant_id=tenant_id, error=type(exc).__name__),
-                )
+        await self._give_back(tenant_id, freed)
+
+    async def free_spares(self, tenant_id: str) -> None:
+        """Give back the tenant's kept slots when no call of it waits here any more (a
+        delivery queue calls this when the tenant's burst is over)."""
+        spare = self._spare.get(tenant_id)
+        if not spare or self._waiting(tenant_id):
+            return
+        freed = list(spare)
+        spare.clear()
+        await self._give_back(tenant_id, freed)
+
+    async def _give_back(self, tenant_id: str, freed: list[str]) -> None:
+        # Together, so that a store batching releases frees them in one statement.
+        await asyncio.gather(*(self._give_one(tenant_id, t) for t in freed))
+
+    async def _give_one(self, tenant_id: str, token: str) -> None:
+        self._taken.pop(token, None)
+        try:
+            await self._slots.slot_release(tenant_id, token)
+        except Exception as exc:
+            _log.warning(
+                "fleet slot not released",
+                extra=log_fields(tenant_id=tenant_id, error=type(exc).__name__),
+            )

@@ -67,7 +67,9 @@ async def parts(pg_database: PgDatabase) -> AsyncIterator[Make]:
         dispatcher = Dispatcher(
             settings(), store, clock, transport=httpx.MockTransport(gate.handle)
         )
-        made.append(Parts(store, dispatcher, DeliveryPool(dispatcher, clock, **pool), clock))
+        made.append(
+            Parts(store, dispatcher, DeliveryPool(dispatcher, clock, **pool), clock, pg_database)
+        )
         return made[-1]
 
     yield make
@@ -83,6 +85,12 @@ class Parts:
     dispatcher: Dispatcher
     pool: DeliveryPool
     clock: ManualClock
+    db: PgDatabase
+
+    def held_slots(self) -> int:
+        with self.db.connect() as conn:
+            row = conn.execute("SELECT count(*) FROM tenant_slots WHERE token IS NOT NULL")
+            return int(row.fetchone()[0])  # type: ignore[index]
 
     async def claimed(self, tenant: str, n: int) -> list[OutboxRow]:
         """`n` new events of `tenant`, accepted with their rows claimed (as the intake does)."""
@@ -191,3 +199,19 @@ async def test_shutdown_lets_calls_finish_and_releases_queued_rows(parts: Make) 
     assert pool.stats().released == 3
     pool.offer(rows[1:])  # closed: nothing is taken any more
     assert pool.stats().queued == 0
+
+
+async def test_fleet_slots_pass_between_calls_of_a_burst_and_are_all_freed_after_it(
+    parts: Make,
+) -> None:
+    gate = Gate()
+    p = await parts(gate, workers=4)
+    p.pool.offer(await p.claimed("busy", 20))
+    await p.pool.wait_idle()
+    figures = p.store.batch_figures()
+    assert len(await p.store.delivered_keys()) == 20
+    assert gate.peak["busy"] <= 2
+    # Freed slots went to the burst's next calls, not back to the table after every call...
+    assert figures["release_slots"] < 20
+    # ...and the burst's last call gave every one of them back.
+    assert p.held_slots() == 0
