@@ -1,8 +1,9 @@
 """The reference service as an ASGI app: cron check, Stripe intake, drain, DLQ admin, metrics.
 
-No timers: work is driven by requests. A webhook's deliveries start after its answer is sent (a
-Starlette background task); retries that outlive a request and leftovers after a crash are
-picked up by `POST /api/cron/drain`, which an external scheduler calls. Every error answer is
+No timers: work is driven by requests. A webhook's rows go to the delivery pool
+(`reliability.delivery`) after its answer is sent, and are delivered by its workers while the
+process lives; retries released to the store and leftovers after a crash are picked up by
+`POST /api/cron/drain`, which an external scheduler calls. Every error answer is
 JSON with a `code` (see `reliability.openapi.ERROR_CODES`).
 """
 
