@@ -6,7 +6,7 @@ ASGI, `--concurrency` at a time) and waits until every delivery is done at an n8
 answers after `--latency` ms; rounds alternate on/off on fresh schemas so drift hits both. The
 figure is deliveries per second from the first post to the last delivery, and the cost is the
 median "off" throughput over the median "on" one.
-Run: `.venv/bin/python benchmarks/fleet_bench.py [--events 400] [--rounds 3]`.
+Run: `.venv/bin/python benchmarks/fleet_bench.py [--events 1000] [--rounds 3]`.
 """
 
 from __future__ import annotations
@@ -79,9 +79,11 @@ async def _round(url: str, *, fleet: bool, events: int, concurrency: int, latenc
                 r.raise_for_status()
 
             started = time.perf_counter()
-            # ASGITransport runs each answer's background delivery to its end.
             await asyncio.gather(*(post(i) for i in range(events)))
+            # The answers hand the rows to the delivery pool: wait until it has seen them through.
+            await app.state.service.pool.wait_idle()
             elapsed = time.perf_counter() - started
+            await app.state.service.pool.close(grace=1.0)
         await app.state.service.dispatcher.aclose()
         pending = await store.outbox_rows()
         if pending or delivered != events:
@@ -114,7 +116,7 @@ async def _main(args: argparse.Namespace) -> int:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=400)
+    parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--latency", type=float, default=20.0, help="n8n's answer time, ms")

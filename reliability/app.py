@@ -1,8 +1,9 @@
 """The reference service as an ASGI app: cron check, Stripe intake, drain, DLQ admin, metrics.
 
-No timers: work is driven by requests. A webhook's deliveries start after its answer is sent (a
-Starlette background task); retries that outlive a request and leftovers after a crash are
-picked up by `POST /api/cron/drain`, which an external scheduler calls. Every error answer is
+No timers: work is driven by requests. A webhook's rows go to the delivery pool
+(`reliability.delivery`) after its answer is sent, and are delivered by its workers while the
+process lives; retries released to the store and leftovers after a crash are picked up by
+`POST /api/cron/drain`, which an external scheduler calls. Every error answer is
 JSON with a `code` (see `reliability.openapi.ERROR_CODES`).
 """
 
@@ -31,6 +32,7 @@ from starlette.routing import Route
 
 from reliability.clock import Clock, SystemClock
 from reliability.config import Settings
+from reliability.delivery import DeliveryPool
 from reliability.dispatch import Dispatcher
 from reliability.errors import ErrorCode
 from reliability.intake import Intake
@@ -131,6 +133,7 @@ class _Service:
         clock: Clock,
         dispatcher: Dispatcher,
         metrics: Metrics,
+        delivery_workers: int,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -138,6 +141,7 @@ class _Service:
         self.dispatcher = dispatcher
         self.metrics = metrics
         self.intake = Intake(settings, store, clock, claim_lease=dispatcher.lease)
+        self.pool = DeliveryPool(dispatcher, clock, workers=delivery_workers)
         self._cron = settings.cron_secret.encode("utf-8")
         self._admin = settings.reliability_admin_token.encode("utf-8")
         self._openapi = _dump(openapi_document())
@@ -202,21 +206,15 @@ class _Service:
         self.metrics.intake_result(tenant_id, result.code.value)
         task = None
         if result.claimed:
-            task = BackgroundTask(self._deliver_claimed, result.claimed)
+            # Committed and leased to this process: handed to the delivery pool once the answer
+            # is out (a background task), so that no n8n call ever precedes the answer.
+            task = BackgroundTask(self._offer, result.claimed)
         elif result.outbox_ids:
             task = BackgroundTask(self._deliver, result.outbox_ids)
         return Response(result.body, status_code=result.status, media_type=_JSON, background=task)
 
-    async def _deliver_claimed(self, rows: Sequence[OutboxRow]) -> None:
-        """Deliver rows the intake inserted already claimed; on failure their lease runs out
-        and the next drain after it picks them up."""
-        try:
-            await self.dispatcher.deliver_claimed(rows)
-        except Exception:
-            _log.exception(
-                "immediate delivery failed; a drain picks the rows up after their lease",
-                extra=log_fields(outbox_ids=[r.id for r in rows]),
-            )
+    async def _offer(self, rows: Sequence[OutboxRow]) -> None:
+        self.pool.offer(rows)
 
     async def _deliver(self, outbox_ids: Sequence[str]) -> None:
         """Immediate delivery after the answer; a failure leaves the rows to the next drain."""
@@ -521,10 +519,14 @@ def create_app(
     instance: str = "app",
     close_store: bool = False,
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
+    delivery_workers: int = 64,
 ) -> Starlette:
     """Build the service. Without `dispatcher`, one is made (on `transport`, if given) and
     closed at shutdown; `close_store=True` also closes the store then. `app.state.service`
-    holds the parts (`.intake`, `.dispatcher`, `.metrics`) for tests and embedding."""
+    holds the parts (`.intake`, `.dispatcher`, `.metrics`, `.pool`) for tests and embedding.
+
+    Webhook deliveries run on `delivery_workers` tasks (`reliability.delivery`); at shutdown
+    calls in flight get the n8n call deadline to finish and queued rows are released."""
     clock = clock if clock is not None else SystemClock()
     owns_dispatcher = dispatcher is None
     if dispatcher is None:
@@ -533,11 +535,12 @@ def create_app(
         )
     metrics = metrics if metrics is not None else Metrics(settings.tenants)
     dispatcher.add_observer(metrics.observe)
-    service = _Service(settings, store, clock, dispatcher, metrics)
+    service = _Service(settings, store, clock, dispatcher, metrics, delivery_workers)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        await service.pool.close(grace=service.dispatcher.call_deadline)
         for hook in on_shutdown:
             await hook()
         if owns_dispatcher:

@@ -14,8 +14,10 @@ others: after it the slot goes back to the store, where every instance competes 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Final
 
@@ -59,6 +61,18 @@ class FleetLimiter:
         """Held slot tokens and when (monotonic) each was taken from the store."""
         self._spare: dict[str, list[str]] = {}
         """Slots freed for calls of the tenant that wait in this process."""
+        self._demands: list[Callable[[str], bool]] = []
+
+    def add_demand(self, demand: Callable[[str], bool]) -> None:
+        """Another place where calls of a tenant wait in this process besides the in-process
+        limiter (the service's delivery queue): a slot freed while it has rows of the tenant
+        is kept for them."""
+        self._demands.append(demand)
+
+    def _waiting(self, tenant_id: str) -> bool:
+        if self._quotas.waiting(tenant_id):
+            return True
+        return any(demand(tenant_id) for demand in self._demands)
 
     async def acquire(self, tenant_id: str, waiting: float) -> str | None:
         """A slot of the tenant's limit (a token), polled for until `wait` seconds have passed
@@ -90,19 +104,36 @@ class FleetLimiter:
         age = self._clock.monotonic() - self._taken.get(token, -float("inf"))
         # The caller frees its in-process permit next, which wakes the oldest waiter: that call
         # takes this slot (each earlier spare is already promised to a call woken before).
-        if age < self._handover and self._quotas.waiting(tenant_id):
+        waiting = self._waiting(tenant_id)
+        if age < self._handover and waiting:
             spare.append(token)
             return
         freed = [token]
-        if not self._quotas.waiting(tenant_id):
+        if not waiting:
             freed += spare  # left by waiters that gave up
             spare.clear()
-        for t in freed:
-            self._taken.pop(t, None)
-            try:
-                await self._slots.slot_release(tenant_id, t)
-            except Exception as exc:
-                _log.warning(
-                    "fleet slot not released",
-                    extra=log_fields(tenant_id=tenant_id, error=type(exc).__name__),
-                )
+        await self._give_back(tenant_id, freed)
+
+    async def free_spares(self, tenant_id: str) -> None:
+        """Give back the tenant's kept slots when no call of it waits here any more (a
+        delivery queue calls this when the tenant's burst is over)."""
+        spare = self._spare.get(tenant_id)
+        if not spare or self._waiting(tenant_id):
+            return
+        freed = list(spare)
+        spare.clear()
+        await self._give_back(tenant_id, freed)
+
+    async def _give_back(self, tenant_id: str, freed: list[str]) -> None:
+        # Together, so that a store batching releases frees them in one statement.
+        await asyncio.gather(*(self._give_one(tenant_id, t) for t in freed))
+
+    async def _give_one(self, tenant_id: str, token: str) -> None:
+        self._taken.pop(token, None)
+        try:
+            await self._slots.slot_release(tenant_id, token)
+        except Exception as exc:
+            _log.warning(
+                "fleet slot not released",
+                extra=log_fields(tenant_id=tenant_id, error=type(exc).__name__),
+            )

@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 _FIELDS = "fields"
+_SEEN_MAX = 4096
 _ACCESS_LOGGER = "uvicorn.access"
 
 
@@ -44,12 +45,26 @@ class RedactingFilter(logging.Filter):
     def __init__(self, secrets: Iterable[str] = (), name: str = "") -> None:
         super().__init__(name)
         self._redact = Redactor(secrets)
+        self._seen: dict[str, str] = {}
+        """Access-log values already scrubbed (paths, clients, methods repeat from line to
+        line): the same answer without running every pattern again."""
+
+    def _access_value(self, value: Any) -> Any:
+        if not isinstance(value, str):
+            return self._redact.value(value)
+        scrubbed = self._seen.get(value)
+        if scrubbed is None:
+            scrubbed = self._redact(value)
+            if len(self._seen) >= _SEEN_MAX:
+                self._seen.clear()
+            self._seen[value] = scrubbed
+        return scrubbed
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if record.name == _ACCESS_LOGGER and isinstance(args, tuple):
             # uvicorn's access formatters unpack the arguments: keep their shape.
-            record.args = tuple(self._redact.value(a) for a in args)
+            record.args = tuple(self._access_value(a) for a in args)
         else:
             # Render first, then scrub: a pattern may span the format string and its arguments.
             try:

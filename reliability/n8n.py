@@ -3,9 +3,11 @@
 The dispatcher needs none of what an `httpx.AsyncClient` adds around a request (cookies,
 redirects, auth flows, event hooks), and a client's shared cookie jar would even carry one
 tenant's cookies into another's calls. So `N8nClient` builds each request with httpx's public
-`Request` and hands it to an httpx transport: a pooled `httpx.AsyncHTTPTransport` in
-production, the fake n8n's in-process transport in the simulator. Proxy environment variables
-are not read: n8n is called directly.
+`Request` and hands it to an httpx transport: in production `reliability.wire.WireTransport`,
+a lean keep-alive HTTP/1.1 transport for this one call (httpx's own pooled transport cost more
+per call than the rest of a delivery), the fake n8n's in-process transport in the simulator, or
+any transport a caller passes. Proxy environment variables are not read: n8n is called
+directly.
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ from reliability.decision import Answered
 from reliability.errors import ErrorCode
 from reliability.routing import workflow_url
 from reliability.store.base import MAX_ERROR_MESSAGE, OutboxRow
+from reliability.wire import WireTransport
 
 __all__ = ["NO_ITEM_ANSWER", "N8nClient", "classify_status", "header_value"]
 
 _COMPACT: Final = json.JSONEncoder(separators=(",", ":"))
+KEEPALIVE: Final = 128
+"""Idle connections to n8n kept open for reuse."""
 _MESSAGE_BODY: Final = 200
 """Characters of a failed answer's body kept in its error message."""
 NO_ITEM_ANSWER: Final = b'{"code":0,"message":"No item to return was found"}'
@@ -80,7 +85,9 @@ class N8nClient:
     ) -> None:
         self._settings = settings
         self._clock = clock
-        self._transport = transport if transport is not None else httpx.AsyncHTTPTransport()
+        # The lean transport for the hot call (reliability/wire.py); every connection a burst
+        # opens stays open for the next one.
+        self._transport = transport if transport is not None else WireTransport(keepalive=KEEPALIVE)
         connect = settings.n8n_connect_timeout_ms / 1000
         read = settings.n8n_read_timeout_ms / 1000
         timeout = httpx.Timeout(connect=connect, read=read, write=read, pool=connect)

@@ -41,7 +41,7 @@ from reliability.store.base import (
     StoreInspector,
     StoreUnavailable,
 )
-from reliability.store.postgres import PostgresStore
+from reliability.store.postgres import ConnectionCheck, PostgresStore
 from reliability.store.sqlite import SqliteStore
 
 __all__ = [
@@ -151,6 +151,7 @@ def open_postgres(
         if schema is not None:
             await conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
 
+    check = ConnectionCheck()
     pool: AsyncConnectionPool[AsyncConnection[TupleRow]] = AsyncConnectionPool(
         url,
         min_size=min_size,
@@ -159,9 +160,11 @@ def open_postgres(
         kwargs={"autocommit": True, "application_name": application_name},
         configure=configure,
         # A connection PostgreSQL terminated (a restart, pg_terminate_backend, a network blip)
-        # is found and replaced before it is handed out, not when a write after a 2xx fails.
-        check=AsyncConnectionPool.check_connection,
+        # is found and replaced before it is handed out, not when a write after a 2xx fails;
+        # checked when it may be stale only (see ConnectionCheck), not on every checkout.
+        check=check.check,
+        reset=check.reset,
         open=False,
         name=f"reliability-{schema or 'public'}",
     )
-    return PostgresStore(pool, schema=schema, **store_options)
+    return PostgresStore(pool, schema=schema, connection_check=check, **store_options)

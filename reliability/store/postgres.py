@@ -7,6 +7,9 @@ each call is atomic by construction and costs one round trip. Times are always p
 from __future__ import annotations
 
 import json
+import math
+import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -37,6 +40,7 @@ from reliability.store.base import (
     OutboxRow,
     StoreUnavailable,
 )
+from reliability.store.batch import Batcher
 from reliability.store.rows import (
     DLQ_COLUMNS,
     LEDGER_COLUMNS,
@@ -48,7 +52,7 @@ from reliability.store.rows import (
     outbox_row,
 )
 
-__all__ = ["PostgresStore"]
+__all__ = ["ConnectionCheck", "PostgresStore"]
 
 _Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
 
@@ -130,9 +134,12 @@ _HELD = "id = %(id)s AND lease_token = %(token)s AND done_at IS NULL"
 
 _RENEW = f"UPDATE outbox SET locked_until = %(until)s WHERE {_HELD}"
 
-_COMPLETE = (
-    f"UPDATE outbox SET done_at = %(now)s, locked_until = NULL, lease_token = NULL WHERE {_HELD}"
-)
+_COMPLETE_MANY = """
+UPDATE outbox AS o SET done_at = d.now, locked_until = NULL, lease_token = NULL
+FROM unnest(%(ids)s::uuid[], %(tokens)s::text[], %(nows)s::timestamptz[]) AS d(id, token, now)
+WHERE o.id = d.id AND o.lease_token = d.token AND o.done_at IS NULL
+RETURNING o.id
+"""
 
 _RESCHEDULE = f"""
 UPDATE outbox SET
@@ -219,10 +226,44 @@ FROM free WHERE s.tenant_id = %(tenant)s AND s.slot = free.slot
 RETURNING s.slot
 """
 
-_FREE_SLOT = """
-UPDATE tenant_slots SET token = NULL, expires_at = '-infinity'
-WHERE tenant_id = %(tenant)s AND token = %(token)s
+_FREE_SLOTS = """
+UPDATE tenant_slots AS s SET token = NULL, expires_at = '-infinity'
+FROM unnest(%(tenants)s::text[], %(tokens)s::text[]) AS f(tenant_id, token)
+WHERE s.tenant_id = f.tenant_id AND s.token = f.token
 """
+
+_BATCH = 500
+"""Rows (or slots) one batched statement carries at most."""
+
+
+class ConnectionCheck:
+    """When the pool checks a connection before handing it out (one round trip): only when it
+    may be stale. A connection that came back to the pool less than `idle` seconds ago was
+    working then; one idle for longer is checked, and so is every connection for `idle` seconds
+    after a statement of the store lost its connection (a server restart or a
+    `pg_terminate_backend` takes them all at once). Checking every checkout cost a round trip
+    per statement under load."""
+
+    def __init__(self, idle: float = 1.0) -> None:
+        self._idle = idle
+        self._returned: weakref.WeakKeyDictionary[AsyncConnection[TupleRow], float]
+        self._returned = weakref.WeakKeyDictionary()
+        self._suspect_until = -math.inf
+
+    async def reset(self, conn: AsyncConnection[TupleRow]) -> None:
+        """The pool's `reset` hook: the connection is back, in a clean state."""
+        self._returned[conn] = time.monotonic()
+
+    async def check(self, conn: AsyncConnection[TupleRow]) -> None:
+        """The pool's `check` hook: raises when the connection is broken."""
+        now = time.monotonic()
+        returned = self._returned.get(conn)
+        if returned is None or now - returned > self._idle or now < self._suspect_until:
+            await AsyncConnectionPool.check_connection(conn)
+
+    def suspect(self) -> None:
+        """A statement lost its connection: check every connection for a while."""
+        self._suspect_until = time.monotonic() + self._idle
 
 
 class PostgresStore:
@@ -242,8 +283,10 @@ class PostgresStore:
         dlq_alert: DlqAlert | None = None,
         dlq_alert_threshold: int = DEFAULT_DLQ_ALERT_THRESHOLD,
         purge_batch: int = c.PURGE_BATCH,
+        connection_check: ConnectionCheck | None = None,
     ) -> None:
         self._pool = pool
+        self._check = connection_check
         self._schema = schema
         self._ids = ids or c.default_ids
         self._payload_limit = payload_limit
@@ -251,6 +294,9 @@ class PostgresStore:
         self._dlq_alert_threshold = dlq_alert_threshold
         self._purge_batch = c.limit(purge_batch, "purge_batch")
         self._slots_made: set[tuple[str, int]] = set()
+        # Concurrent completions (and slot releases) share one statement: see store/batch.py.
+        self._completions = Batcher(self._complete_many, _BATCH)
+        self._releases = Batcher(self._release_many, _BATCH)
         self._opened = False
         self._closed = False
 
@@ -260,6 +306,16 @@ class PostgresStore:
     @property
     def schema(self) -> str | None:
         return self._schema
+
+    def batch_figures(self) -> dict[str, int]:
+        """Statements run and rows (or slots) they carried, for completions and slot releases:
+        under load many rows share a statement (see `complete`)."""
+        return {
+            "complete_statements": self._completions.statements,
+            "complete_rows": self._completions.items,
+            "release_statements": self._releases.statements,
+            "release_slots": self._releases.items,
+        }
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -275,6 +331,8 @@ class PostgresStore:
                 yield conn
         except psycopg.OperationalError as exc:
             # Lost connection, server shutdown, pool timeout: the statement did not commit.
+            if self._check is not None:
+                self._check.suspect()
             raise StoreUnavailable(f"postgres unavailable: {exc}") from exc
 
     async def _one(self, query: str, params: dict[str, Any]) -> TupleRow | None:
@@ -402,8 +460,22 @@ class PostgresStore:
         return await self._held(_RENEW, outbox_id, lease_token, params)
 
     async def complete(self, outbox_id: str, lease_token: str, *, now: datetime) -> bool:
-        params = {"now": c.utc(now, "now")}
-        return await self._held(_COMPLETE, outbox_id, lease_token, params)
+        """One statement marks every row whose completion arrived while the previous one ran
+        (group commit): the same answer per row as a statement of its own."""
+        at = c.utc(now, "now")
+        oid = c.as_uuid(outbox_id)
+        if oid is None or not isinstance(lease_token, str):
+            return False
+        return await self._completions.submit((oid, lease_token, at))
+
+    async def _complete_many(self, items: Sequence[tuple[Any, str, datetime]]) -> list[bool]:
+        params = {
+            "ids": [i[0] for i in items],
+            "tokens": [i[1] for i in items],
+            "nows": [i[2] for i in items],
+        }
+        done = {str(row[0]) for row in await self._all(_COMPLETE_MANY, params)}
+        return [i[0] in done for i in items]
 
     async def reschedule(
         self,
@@ -491,7 +563,13 @@ class PostgresStore:
         return token if await self._one(_TAKE_SLOT, params) is not None else None
 
     async def slot_release(self, tenant_id: str, token: str) -> None:
-        await self._count(_FREE_SLOT, {"tenant": tenant_id, "token": token})
+        """Batched like `complete`: releases that arrive together share one statement."""
+        await self._releases.submit((tenant_id, token))
+
+    async def _release_many(self, items: Sequence[tuple[str, str]]) -> list[None]:
+        params = {"tenants": [i[0] for i in items], "tokens": [i[1] for i in items]}
+        await self._count(_FREE_SLOTS, params)
+        return [None] * len(items)
 
     # -- dead-letter queue ---------------------------------------------------------------------
 

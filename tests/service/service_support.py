@@ -166,6 +166,20 @@ class ManualClock:
         await asyncio.sleep(0)
 
 
+class _Settled(httpx.ASGITransport):
+    """The app over ASGI; each answer returns once the deliveries it handed to the delivery
+    pool are seen through (the pool's declared `wait_idle`), so a test reads their outcome."""
+
+    def __init__(self, app: Starlette) -> None:
+        super().__init__(app=app)
+        self._pool = app.state.service.pool
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        await self._pool.wait_idle()
+        return response
+
+
 class Service:
     """An app on the test's schema, a client on it, its store and its clock."""
 
@@ -173,9 +187,7 @@ class Service:
         self.app = app
         self.store = store
         self.clock = clock
-        self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://service.test"
-        )
+        self.client = httpx.AsyncClient(transport=_Settled(app), base_url="http://service.test")
 
     async def post_event(self, body: bytes, tenant: str = "acme") -> httpx.Response:
         return await self.client.post(

@@ -135,3 +135,26 @@ def test_formatter_and_filter_on_a_plain_logger() -> None:
     assert (first["k"], first["n"], first["level"]) == (REDACTED, 1, "warning")
     assert "s3cr3t-value" not in second["exc"]
     assert "RuntimeError" in second["exc"]
+
+
+def test_a_repeated_access_line_is_scrubbed_every_time() -> None:
+    """The filter remembers scrubbed access-log values: a second line with the same path must
+    come out exactly as scrubbed as the first (and a new path is scrubbed on its own)."""
+    redacting = RedactingFilter(["s3cr3t-cron"])
+    lines = []
+    for path in ("/api/cron/drain?secret=s3cr3t-cron", "/api/cron/drain?secret=s3cr3t-cron", "/x"):
+        record = logging.LogRecord(
+            "uvicorn.access",
+            logging.INFO,
+            __file__,
+            1,
+            '%s - "%s %s HTTP/%s" %d',
+            ("127.0.0.1:5", "POST", path, "1.1", 200),
+            None,
+        )
+        assert redacting.filter(record)
+        lines.append(record.args)
+    assert lines[0] == lines[1]
+    assert isinstance(lines[0], tuple)
+    assert "s3cr3t-cron" not in lines[0][2]
+    assert lines[2] == ("127.0.0.1:5", "POST", "/x", "1.1", 200)
