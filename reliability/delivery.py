@@ -96,8 +96,9 @@ class DeliveryPool:
         self._closed = False
         self._quiet: asyncio.Future[None] | None = None
         """Resolved (and cleared) whenever the pool becomes idle."""
-        self._counts = {"delivered_rows": 0, "released": 0, "refilled": 0, "renewed": 0}
-        self._counts["dropped"] = 0
+        self._counts = dict.fromkeys(
+            ("delivered_rows", "released", "refilled", "renewed", "dropped"), 0
+        )
         self._half_lease = dispatcher.lease / 2
         dispatcher.add_demand(self.demand)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from subprocess import PIPE
 
 import pytest
+from slots_support import check_slots_free_and_expire
 
 from reliability.store import (
     InvalidInput,
@@ -176,20 +177,7 @@ async def test_fleet_slots_hold_a_tenant_limit_across_handles_on_one_file_and_ex
         held = [g for g in got if g is not None]
         assert len(held) == 2
         assert got[2] is None
-        # Another tenant has slots of its own.
-        assert await b.slot_acquire("u", 1, now=T0, until=until) is not None
-        # A released slot is free at once; a crashed holder's slot once its lease has passed.
-        await a.slot_release("t", held[0])
-        again = await b.slot_acquire("t", 2, now=T0, until=until)
-        assert again is not None
-        assert await a.slot_acquire("t", 2, now=until - timedelta(seconds=1), until=until) is None
-        later = until + LEASE
-        assert await a.slot_acquire("t", 2, now=until, until=later) is not None
-        assert await b.slot_acquire("t", 2, now=until, until=later) is not None
-        # Stale releases (their slots expired and were taken since) free nothing.
-        await a.slot_release("t", held[1])
-        await a.slot_release("t", again)
-        assert await b.slot_acquire("t", 2, now=until, until=later) is None
+        await check_slots_free_and_expire(a, b, held, now=T0, until=until, lease=LEASE)
     finally:
         await a.close()
         await b.close()
